@@ -1,0 +1,247 @@
+// Package store defines signet's persistence: one Store interface with plain
+// record structs and sentinel errors. Each backend lives in a sub-package
+// (store/sqlite, store/postgres) and must pass the conformance suite in
+// store/storetest.
+//
+// Every method is safe for concurrent use. Methods that change state either
+// commit completely or change nothing; a method that returns nil error has
+// made its change durable (fsync'ed by the backend) before returning, which
+// is what lets the issuer acknowledge a revocation.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned (possibly wrapped) by every backend.
+var (
+	// ErrNotFound means the addressed record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means the change collides with existing state: a duplicate
+	// key, or a compare-and-swap precondition that no longer holds (for
+	// example a token that another request already regenerated).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Role of a user inside its organization.
+type Role string
+
+// Roles a user may hold.
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleMember }
+
+// User is a person who trades a password for tokens. Usernames are unique
+// across the whole store (Basic auth carries no organization).
+type User struct {
+	Username     string
+	Email        string
+	Org          string
+	Role         Role
+	PasswordHash string // encoded hash (bcrypt); never a plain password
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// TokenType says whom a token acts as.
+type TokenType string
+
+// Token types.
+const (
+	// TokenPersonal acts as its owner, a user.
+	TokenPersonal TokenType = "personal"
+	// TokenAdministrative is impersonal and owned by the organization.
+	TokenAdministrative TokenType = "administrative"
+)
+
+// Valid reports whether t is a known token type.
+func (t TokenType) Valid() bool { return t == TokenPersonal || t == TokenAdministrative }
+
+// TokenRecord is what the issuer remembers of every token it signed. The
+// token value itself is never stored: it is a signed JWT that can be
+// recognised by its ID (the jti claim).
+type TokenRecord struct {
+	ID          string // jti, at least 128 random bits, URL-safe
+	Name        string // label; may be empty for POST /user-token tokens
+	Description string
+	Type        TokenType
+	// Owner is the username for personal tokens and empty for
+	// administrative ones.
+	Owner string
+	Org   string
+	// Subject is the JWT sub claim: the username, or "token:<id>".
+	Subject string
+	Scopes  []string
+	// CreatedBy is the username that asked for the token.
+	CreatedBy string
+	KeyID     string // kid of the key that signed it
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// Lifetime is ExpiresAt-IssuedAt as asked for; regenerate reuses it.
+	Lifetime time.Duration
+	// RevokedAt is nil while the token is not revoked.
+	RevokedAt *time.Time
+	// ReplacedBy is the ID of the token that regenerate made from this one.
+	ReplacedBy string
+	// ParentID is the token this one was regenerated or copied from.
+	ParentID string
+}
+
+// TokenFilter selects tokens for ListTokens. Zero fields do not filter.
+type TokenFilter struct {
+	Org            string // required by callers in practice; empty = all orgs
+	Owner          string
+	Type           TokenType
+	IncludeRevoked bool
+	// IncludeExpired keeps tokens whose ExpiresAt has passed (relative to
+	// Now). Default lists them too when true; the issuer decides.
+	IncludeExpired bool
+	Now            time.Time
+	Limit          int // 0 = no limit
+}
+
+// RevocationKind says what a revocation entry withdraws.
+type RevocationKind string
+
+// Revocation kinds carried by the revocation list.
+const (
+	// RevokeToken withdraws one token by its ID.
+	RevokeToken RevocationKind = "token"
+	// RevokeSubject withdraws every token of Org/Subject issued before
+	// NotBefore (user removal, password change with revocation).
+	RevokeSubject RevocationKind = "subject"
+	// RevokeKey withdraws every token signed by key ID Value.
+	RevokeKey RevocationKind = "key"
+)
+
+// Revocation is one entry of the revocation log. Seq orders the log and is
+// the list version: every committed revocation gets a strictly larger Seq,
+// and readers at version V have seen exactly the entries with Seq <= V.
+type Revocation struct {
+	Seq  int64
+	Kind RevocationKind
+	// Value is the token ID, the subject, or the key ID.
+	Value string
+	// Org qualifies a subject (subjects are unique only inside an org).
+	Org string
+	// NotBefore is the cut-off for RevokeSubject: tokens issued before it
+	// are revoked. Zero for other kinds.
+	NotBefore time.Time
+	RevokedAt time.Time
+	// ExpiresAt is when the entry stops mattering (the revoked token's
+	// expiry, or the cut-off plus the maximum token lifetime). Entries
+	// leave the list after it.
+	ExpiresAt time.Time
+	Reason    string
+}
+
+// RevocationState describes the log as a whole.
+type RevocationState struct {
+	// Latest is the highest Seq ever committed (0 when none).
+	Latest int64
+}
+
+// AuditEvent records who did what to which object, when and from where.
+type AuditEvent struct {
+	ID       int64
+	Time     time.Time
+	Org      string
+	Actor    string // username, or "" for anonymous (a failed login names the attempted user in Target)
+	Action   string // e.g. "token.create", "token.revoke", "user.add", "login.failed"
+	Target   string // token ID, username, key ID
+	ClientIP string
+	Detail   string // short human-readable detail; never a secret
+}
+
+// AuditFilter selects audit events. Zero fields do not filter.
+type AuditFilter struct {
+	Org    string
+	Actor  string
+	Action string
+	Since  time.Time
+	Until  time.Time
+	Limit  int // 0 = backend default (1000)
+}
+
+// Store is everything the issuer and the CLI persist.
+type Store interface {
+	// Ping checks that the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+
+	// CreateUser adds u; ErrConflict when the username exists.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user; ErrNotFound when absent.
+	GetUser(ctx context.Context, username string) (User, error)
+	// ListUsers lists the users of org ("" = every org), by username.
+	ListUsers(ctx context.Context, org string) ([]User, error)
+	// SetPassword replaces the user's password hash. When revokeBefore is
+	// not zero, the user's personal tokens issued before it are revoked in
+	// the same transaction: they are marked revoked and one RevokeSubject
+	// entry (expiring at revokeExpires) is appended to the log.
+	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
+	// DeleteUser removes the user and, in the same transaction, marks their
+	// personal tokens revoked and appends one RevokeSubject entry with
+	// NotBefore=now, expiring at revokeExpires. ErrNotFound when absent.
+	DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (Revocation, error)
+
+	// CreateToken records a newly signed token; ErrConflict on a duplicate
+	// ID, or on a duplicate non-empty Name among the live (unrevoked,
+	// unexpired at IssuedAt) tokens of the same org and owner.
+	CreateToken(ctx context.Context, t TokenRecord) error
+	// GetToken returns one token record; ErrNotFound when absent.
+	GetToken(ctx context.Context, id string) (TokenRecord, error)
+	// ListTokens returns the tokens matching f, newest first.
+	ListTokens(ctx context.Context, f TokenFilter) ([]TokenRecord, error)
+	// RevokeToken marks the token revoked and appends a RevokeToken entry,
+	// atomically. Revoking an already revoked token changes nothing and
+	// returns the existing entry (idempotent). ErrNotFound when absent.
+	RevokeToken(ctx context.Context, id string, now time.Time, reason string) (Revocation, error)
+	// ReplaceToken is regenerate: in one transaction it checks that oldID
+	// has not been replaced already (else ErrConflict), revokes it (if not
+	// yet revoked), sets its ReplacedBy, and inserts next. Of two
+	// concurrent calls for one token exactly one succeeds.
+	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now time.Time) (Revocation, error)
+
+	// RevokeKey appends a RevokeKey entry for kid (idempotent: an existing
+	// entry is returned unchanged).
+	RevokeKey(ctx context.Context, kid string, now, expires time.Time) (Revocation, error)
+	// GetTokenRevocation returns the RevokeToken entry for a token ID;
+	// ErrNotFound when the token is not revoked (or its entry expired).
+	GetTokenRevocation(ctx context.Context, tokenID string) (Revocation, error)
+	// ListRevocations returns the entries with Seq > since and ExpiresAt >
+	// now, ordered by Seq.
+	ListRevocations(ctx context.Context, since int64, now time.Time) ([]Revocation, error)
+	// RevocationState returns the log's latest version.
+	RevocationState(ctx context.Context) (RevocationState, error)
+
+	// AppendAudit stores an audit event (ID and, when zero, Time are set by
+	// the store).
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns matching events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// Prune deletes token records that expired before cutoff, and
+	// revocation entries whose ExpiresAt is before now. It never lowers
+	// RevocationState().Latest. It returns how many rows it removed.
+	Prune(ctx context.Context, now, cutoff time.Time) (int, error)
+}
+
+// RevocationWatcher is implemented by backends that can signal, without
+// polling, that another process committed revocations (PostgreSQL
+// LISTEN/NOTIFY). A signal only says "look again": the issuer still reads
+// ListRevocations, and still polls periodically so that a missed signal or
+// a reconnect loses nothing.
+type RevocationWatcher interface {
+	// WatchRevocations sends on the returned channel (non-blocking, so
+	// signals coalesce) after revocations commit anywhere. The channel is
+	// closed when ctx ends.
+	WatchRevocations(ctx context.Context) (<-chan struct{}, error)
+}
