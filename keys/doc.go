@@ -1,0 +1,60 @@
+// Package keys owns signet's signing key material: it loads or generates
+// keys, names them by their RFC 7638 thumbprint (the "kid"), signs access
+// tokens, verifies that a token was signed by one of its keys, publishes the
+// public keys as an RFC 7517 key set (JWKS) and rotates, revokes and prunes
+// keys.
+//
+// # Storage
+//
+// Keys live as files in one directory (keys.dir), one file per key named
+// "<kid>.json", mode 0600, in a directory created with mode 0700. A file
+// holds the private key as a JWK plus metadata:
+//
+//	{
+//	  "version": 1,
+//	  "kid": "<RFC 7638 thumbprint>",
+//	  "algorithm": "EdDSA",
+//	  "seq": 3,
+//	  "created_at": "2026-11-23T10:00:00Z",
+//	  "sign_from": "2026-11-23T10:10:00Z",
+//	  "revoked_at": null,
+//	  "key": { "kty": "OKP", "crv": "Ed25519", "x": "...", "d": "...", ... }
+//	}
+//
+// Files are written atomically (temporary file, fsync, rename, fsync of the
+// directory), so a reader never sees half a key. Every change (generate,
+// rotate, revoke, prune) happens under an exclusive flock(2) on
+// "<dir>/.lock" and re-reads the directory inside the lock, so two processes
+// never rotate twice. A file that group or other may access, or that does not
+// parse, is refused with an error naming the file; key bytes never appear in
+// errors or logs.
+//
+// Several issuer replicas share keys by mounting the same directory (a
+// shared volume with working flock, e.g. a local disk, NFSv4 or a
+// ReadWriteMany volume). Each replica re-reads the directory on Reload (Run
+// does so periodically), so a key rotated or revoked by one replica or by
+// "signet keys rotate" is followed by all without a restart. A replica that
+// only reads may mount the directory read-only as long as it never needs to
+// generate, rotate or prune.
+//
+// # States
+//
+// A key's state is derived from its timestamps and the clock, never stored:
+//
+//   - signing: the non-revoked key with the latest sign_from <= now;
+//   - next: sign_from > now; published so verifiers learn it before it signs;
+//   - retired: an older non-revoked key; published until the sign_from of
+//     the key that replaced it plus MaxTTL, when every token it could have
+//     signed has expired;
+//   - expired: a retired key past that time; no longer published, and
+//     deleted from disk by the next prune;
+//   - revoked: withdrawn (revoked_at set); never published, kept on disk
+//     (so Verify still recognises its tokens as ours) until revoked_at plus
+//     MaxTTL, then pruned.
+//
+// Keys are ordered by (sign_from, seq): seq is a counter assigned under the
+// lock, so two keys with the same sign_from still have a definite order.
+//
+// Changing keys.algorithm affects only keys generated afterwards; existing
+// keys keep signing and verifying with their own algorithm.
+package keys

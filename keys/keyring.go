@@ -1,0 +1,611 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// TokenType is the JWS "typ" header of every token this package signs
+// (RFC 9068).
+const TokenType = "at+jwt"
+
+// Defaults applied by Open to zero Config fields.
+const (
+	// DefaultDir is the key directory when Config.Dir is empty.
+	DefaultDir = "keys"
+	// DefaultAlgorithm is the algorithm of generated keys when
+	// Config.Algorithm is empty.
+	DefaultAlgorithm = "EdDSA"
+	// DefaultMaxTTL is the longest token lifetime assumed when
+	// Config.MaxTTL is zero (tokens.max_ttl's default).
+	DefaultMaxTTL = 8760 * time.Hour
+	// DefaultRunInterval is Run's interval when it is given none.
+	DefaultRunInterval = 10 * time.Second
+)
+
+// unknownKidReloadInterval limits how often Verify re-reads the directory
+// for a kid it does not know, so that random kids cannot make every
+// request scan the disk.
+const unknownKidReloadInterval = time.Second
+
+// Errors returned by this package, checked with errors.Is.
+var (
+	// ErrUnknownKey: no key with that kid is on disk.
+	ErrUnknownKey = errors.New("keys: unknown key")
+	// ErrBadSignature: the signature does not verify with the key named by
+	// kid, or the token's alg is not that key's algorithm.
+	ErrBadSignature = errors.New("keys: bad signature")
+	// ErrMalformed: the token is not a compact JWS signet could have
+	// issued (encoding, header, forbidden header parameters).
+	ErrMalformed = errors.New("keys: malformed token")
+	// ErrNoSigningKey: no key may sign at this time.
+	ErrNoSigningKey = errors.New("keys: no signing key")
+	// ErrCorruptKey: a key file does not parse or does not hold a usable
+	// private key.
+	ErrCorruptKey = errors.New("keys: corrupt key file")
+	// ErrInsecureFile: a key file may be accessed by group or other.
+	ErrInsecureFile = errors.New("keys: insecure key file permissions")
+)
+
+// Config configures a Keyring. Zero values mean defaults.
+type Config struct {
+	// Dir holds the key files; created with mode 0700 if missing.
+	// Default "keys".
+	Dir string
+	// Algorithm of generated keys: EdDSA (default), ES256 or RS256.
+	Algorithm string
+	// PublishDelay is how long a key rotated without "now" is published
+	// before it signs; zero means it signs at once.
+	PublishDelay time.Duration
+	// RotationPeriod rotates automatically (in Run) once the newest key's
+	// sign_from is this old; zero means manual rotation only.
+	RotationPeriod time.Duration
+	// MaxTTL is the longest lifetime of a token; a retired key stays
+	// published this long after it stopped signing. Default 8760h.
+	MaxTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives key changes and Run's failures; default discards.
+	Logger *slog.Logger
+}
+
+// withDefaults fills zero values and validates the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		c.Dir = DefaultDir
+	}
+	if c.Algorithm == "" {
+		c.Algorithm = DefaultAlgorithm
+	}
+	if !supportedAlgorithm(c.Algorithm) {
+		return c, fmt.Errorf("keys: algorithm %q: want EdDSA, ES256 or RS256", c.Algorithm)
+	}
+	if c.PublishDelay < 0 || c.RotationPeriod < 0 || c.MaxTTL < 0 {
+		return c, errors.New("keys: PublishDelay, RotationPeriod and MaxTTL must not be negative")
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = DefaultMaxTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Keyring holds the keys of one key directory in memory. All methods are
+// safe for concurrent use; Sign, Verify, JWKS and List read an immutable
+// snapshot without locking.
+type Keyring struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards files and lastReload and serialises snapshot rebuilds.
+	// Lock order: the directory flock first, then mu.
+	mu         sync.Mutex
+	files      map[string]*entry // by file name, as last read
+	lastReload time.Time
+
+	cur atomic.Pointer[view]
+}
+
+// Open loads the key directory, creating it if missing. When it holds no key
+// that may sign now, Open generates one that signs at once (under the
+// directory lock, so concurrent first starts create one key). A key file
+// with group or other permissions, or one that does not parse, fails Open
+// with an error naming the file.
+func Open(cfg Config) (*Keyring, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keys: create directory: %w", err)
+	}
+	k := &Keyring{cfg: cfg, log: cfg.Logger, files: map[string]*entry{}}
+	k.cur.Store(buildView(nil, cfg.Now(), cfg.MaxTTL, nil))
+	if _, err := k.Reload(); err != nil {
+		return nil, err
+	}
+	if err := k.ensureSigning(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Sign signs payload, a JSON object of claims, with the current signing key
+// and returns the compact JWS and the kid. The protected header holds alg,
+// kid and typ "at+jwt".
+func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
+	if !isJSONObject(payload) {
+		return "", "", errors.New("keys: sign: payload is not a JSON object")
+	}
+	s := k.current().signing
+	if s == nil {
+		return "", "", fmt.Errorf("keys: sign: %w", ErrNoSigningKey)
+	}
+	// jws.Sign writes alg into the headers, so each call gets its own.
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, s.kid); err != nil {
+		return "", "", fmt.Errorf("keys: sign: %w", err)
+	}
+	if err := hdr.Set(jws.TypeKey, TokenType); err != nil {
+		return "", "", fmt.Errorf("keys: sign: %w", err)
+	}
+	out, err := jws.Sign(payload, jws.WithKey(s.alg, s.signer, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", "", fmt.Errorf("keys: sign with %s: %w", s.kid, err)
+	}
+	return string(out), s.kid, nil
+}
+
+// isJSONObject reports whether b is one valid JSON object.
+func isJSONObject(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' && json.Valid(b)
+}
+
+// JWKS returns the RFC 7517 key set of the published keys (next, signing,
+// retired; newest first), each with kid, alg, use "sig", kty and the public
+// parameters only. The bytes are cached and shared: callers must not
+// modify them. They change only when the published set changes.
+func (k *Keyring) JWKS() []byte {
+	return k.current().jwks
+}
+
+// JWKSVersion returns a hash of the JWKS bytes (base64url SHA-256), fit for
+// an ETag.
+func (k *Keyring) JWKSVersion() string {
+	return k.current().version
+}
+
+// List describes every key on disk, newest first, with states at the
+// current time.
+func (k *Keyring) List() []KeyInfo {
+	return k.current().list()
+}
+
+// Ready returns nil when a signing key is loaded, else an error wrapping
+// ErrNoSigningKey.
+func (k *Keyring) Ready() error {
+	if k.current().signing == nil {
+		return fmt.Errorf("keys: %w", ErrNoSigningKey)
+	}
+	return nil
+}
+
+// Rotate adds a new key of the configured algorithm. It is published at
+// once and signs from now+PublishDelay, or at once when now is true (the
+// way out for a compromised key; tokens signed meanwhile by the old key
+// stay valid unless it is revoked).
+func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
+	// Generating (slow for RSA) happens before taking the lock.
+	key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
+	}
+	var kid string
+	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
+		signFrom := t
+		if !now {
+			signFrom = t.Add(k.cfg.PublishDelay)
+		}
+		e, err := newGenerated(key, v.maxSeq()+1, t, signFrom)
+		if err != nil {
+			return nil, nil, err
+		}
+		kid = e.kid
+		return []*entry{e}, nil, nil
+	})
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
+	}
+	info, ok := k.current().info(kid)
+	if !ok {
+		return KeyInfo{}, fmt.Errorf("keys: rotate: key %s vanished after writing", kid)
+	}
+	k.log.Info("keys: rotated", "kid", kid, "sign_from", info.SignFrom, "state", info.State)
+	return info, nil
+}
+
+// Revoke withdraws the key kid: it leaves the JWKS at once, never signs
+// again, and stays on disk (so Verify still recognises its tokens) until
+// every token it signed has expired. If it was the signing key, the key due
+// to sign next (a published next key, brought forward) or else the most
+// recent retired key takes over; when none is left, a new key is generated
+// that signs at once. Revoking a revoked key returns it unchanged. An
+// unknown kid gives ErrUnknownKey. Recording the withdrawal in the
+// revocation list is the caller's task.
+func (k *Keyring) Revoke(kid string) (KeyInfo, error) {
+	err := k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
+		e := v.byKID[kid]
+		if e == nil {
+			return nil, nil, ErrUnknownKey
+		}
+		if e.revokedAt != nil {
+			return nil, nil, nil
+		}
+		// Expired keys go first: revoking their successor would otherwise
+		// bring them back into the JWKS or even to signing.
+		var removes []*entry
+		for _, p := range v.prunable {
+			if p != e {
+				removes = append(removes, p)
+			}
+		}
+		revoked := *e
+		rt := t
+		revoked.revokedAt = &rt
+		writes := []*entry{&revoked}
+		if e != v.signing {
+			return writes, removes, nil
+		}
+		// Keys are oldest first: the first next key is due soonest.
+		for _, n := range v.entries {
+			if n.revokedAt == nil && n.signFrom.After(t) {
+				forward := *n
+				forward.signFrom = t
+				return append(writes, &forward), removes, nil
+			}
+		}
+		for i := len(v.entries) - 1; i >= 0; i-- {
+			r := v.entries[i]
+			if r != e && r.revokedAt == nil && !slices.Contains(removes, r) {
+				return writes, removes, nil // r signs by derivation
+			}
+		}
+		key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
+		if err != nil {
+			return nil, nil, err
+		}
+		fresh, err := newGenerated(key, v.maxSeq()+1, t, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		return append(writes, fresh), removes, nil
+	})
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("keys: revoke %s: %w", kid, err)
+	}
+	v := k.current()
+	info, ok := v.info(kid)
+	if !ok {
+		return KeyInfo{}, fmt.Errorf("keys: revoke %s: key vanished after writing", kid)
+	}
+	signing := ""
+	if v.signing != nil {
+		signing = v.signing.kid
+	}
+	k.log.Warn("keys: revoked", "kid", kid, "signing", signing)
+	return info, nil
+}
+
+// Reload re-reads the key directory and reports whether any key file was
+// added, removed or changed. Unchanged files (same name, size, mtime and
+// inode) are not read again, so a Reload that finds nothing new costs one
+// directory listing and a stat per key. On error the keys loaded before
+// stay in use.
+func (k *Keyring) Reload() (changed bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.reloadLocked()
+}
+
+// reloadLocked is Reload with k.mu held.
+func (k *Keyring) reloadLocked() (bool, error) {
+	now := k.cfg.Now()
+	k.lastReload = now
+	stats, err := scanDir(k.cfg.Dir)
+	if err != nil {
+		return false, err
+	}
+	changed := len(stats) != len(k.files)
+	files := make(map[string]*entry, len(stats))
+	for name, st := range stats {
+		if old, ok := k.files[name]; ok && old.stat.equal(st) {
+			files[name] = old
+			continue
+		}
+		changed = true
+		e, err := readEntry(k.cfg.Dir, name, st)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // pruned by another process since the listing
+			}
+			return false, err
+		}
+		files[name] = e
+	}
+	if !changed {
+		return false, nil
+	}
+	k.files = files
+	k.rebuildLocked(now)
+	return true, nil
+}
+
+// equal reports whether two stats describe the same version of a file.
+func (s fileStat) equal(o fileStat) bool {
+	return s.size == o.size && s.ino == o.ino && s.mtime.Equal(o.mtime)
+}
+
+// rebuildLocked computes a new snapshot from k.files at now and publishes
+// it. k.mu must be held.
+func (k *Keyring) rebuildLocked(now time.Time) *view {
+	prev := k.cur.Load()
+	entries := make([]*entry, 0, len(k.files))
+	for _, e := range k.files {
+		entries = append(entries, e)
+	}
+	v := buildView(entries, now, k.cfg.MaxTTL, prev)
+	k.cur.Store(v)
+	if prevKID, kid := signingKID(prev), signingKID(v); prevKID != kid {
+		k.log.Info("keys: signing key changed", "kid", kid, "previous", prevKID)
+	}
+	return v
+}
+
+// signingKID is the kid of v's signing key, or "".
+func signingKID(v *view) string {
+	if v == nil || v.signing == nil {
+		return ""
+	}
+	return v.signing.kid
+}
+
+// current returns the snapshot, recomputed first if the clock has passed a
+// moment at which a state changes (a next key starts signing, a retired
+// key's publication ends).
+func (k *Keyring) current() *view {
+	v := k.cur.Load()
+	if v.changesAt.IsZero() {
+		return v
+	}
+	now := k.cfg.Now()
+	if now.Before(v.changesAt) {
+		return v
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v = k.cur.Load()
+	if !v.changesAt.IsZero() && !now.Before(v.changesAt) {
+		v = k.rebuildLocked(now)
+	}
+	return v
+}
+
+// change runs fn under the directory lock against the keys freshly read
+// from disk, then writes and removes what fn returns and reloads. fn may
+// return nothing to do.
+func (k *Keyring) change(fn func(v *view, now time.Time) (writes, removes []*entry, err error)) error {
+	l, err := lockDir(k.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer l.unlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, err := k.reloadLocked(); err != nil {
+		return err
+	}
+	now := k.cfg.Now()
+	v := k.rebuildLocked(now)
+	writes, removes, err := fn(v, now)
+	if err != nil {
+		return err
+	}
+	if len(writes) == 0 && len(removes) == 0 {
+		return nil
+	}
+	for _, e := range removes {
+		if err := removeEntry(k.cfg.Dir, e); err != nil {
+			return err
+		}
+	}
+	for _, e := range writes {
+		if err := writeEntry(k.cfg.Dir, e); err != nil {
+			return err
+		}
+	}
+	if _, err := k.reloadLocked(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// newGenerated wraps a freshly generated key as an entry to be written.
+func newGenerated(key jwk.Key, seq uint64, now, signFrom time.Time) (*entry, error) {
+	kid, err := Thumbprint(key)
+	if err != nil {
+		return nil, err
+	}
+	kf := &keyFile{
+		Version:   fileVersion,
+		KID:       kid,
+		Algorithm: key.Algorithm().String(),
+		Seq:       seq,
+		CreatedAt: now.UTC(),
+		SignFrom:  signFrom.UTC(),
+	}
+	e, err := newEntry(kf, key)
+	if err != nil {
+		return nil, fmt.Errorf("new key %s: %w", kid, err)
+	}
+	return e, nil
+}
+
+// ensureSigning generates a key that signs at once when no key may sign
+// now, checking again under the lock so that concurrent callers create one.
+func (k *Keyring) ensureSigning() error {
+	if k.current().signing != nil {
+		return nil
+	}
+	key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
+	if err != nil {
+		return err
+	}
+	var kid string
+	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
+		if v.signing != nil {
+			return nil, nil, nil
+		}
+		e, err := newGenerated(key, v.maxSeq()+1, t, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		kid = e.kid
+		return []*entry{e}, nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("keys: generate first key: %w", err)
+	}
+	if kid != "" {
+		k.log.Info("keys: generated signing key", "kid", kid, "alg", k.cfg.Algorithm)
+	}
+	return nil
+}
+
+// rotationDue reports whether automatic rotation should add a key at now.
+func (k *Keyring) rotationDue(v *view, now time.Time) bool {
+	if k.cfg.RotationPeriod <= 0 {
+		return false
+	}
+	n := v.newestLive()
+	return n == nil || !now.Before(n.signFrom.Add(k.cfg.RotationPeriod))
+}
+
+// rotateIfDue performs automatic rotation when it is due, checking again
+// under the lock so that replicas racing for it add one key between them.
+func (k *Keyring) rotateIfDue() (bool, error) {
+	if !k.rotationDue(k.current(), k.cfg.Now()) {
+		return false, nil
+	}
+	key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
+	if err != nil {
+		return false, fmt.Errorf("keys: automatic rotation: %w", err)
+	}
+	var kid string
+	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
+		if !k.rotationDue(v, t) {
+			return nil, nil, nil // another replica rotated first
+		}
+		e, err := newGenerated(key, v.maxSeq()+1, t, t.Add(k.cfg.PublishDelay))
+		if err != nil {
+			return nil, nil, err
+		}
+		kid = e.kid
+		return []*entry{e}, nil, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("keys: automatic rotation: %w", err)
+	}
+	if kid == "" {
+		return false, nil
+	}
+	k.log.Info("keys: rotated automatically", "kid", kid)
+	return true, nil
+}
+
+// prune deletes expired keys and revoked keys whose tokens have all expired.
+func (k *Keyring) prune() (int, error) {
+	if len(k.current().prunable) == 0 {
+		return 0, nil
+	}
+	var removed []string
+	err := k.change(func(v *view, _ time.Time) ([]*entry, []*entry, error) {
+		removed = removed[:0]
+		for _, e := range v.prunable {
+			removed = append(removed, e.kid)
+		}
+		return nil, v.prunable, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keys: prune: %w", err)
+	}
+	for _, kid := range removed {
+		k.log.Info("keys: pruned key", "kid", kid)
+	}
+	return len(removed), nil
+}
+
+// maintain is one round of Run: reload, recompute states, generate a
+// signing key if none is left, rotate when due, prune.
+func (k *Keyring) maintain() error {
+	var errs []error
+	if _, err := k.Reload(); err != nil {
+		errs = append(errs, err)
+	}
+	// Recompute against the clock even when no file changed: prune times
+	// of revoked keys are not among the moments current() watches.
+	k.mu.Lock()
+	k.rebuildLocked(k.cfg.Now())
+	k.mu.Unlock()
+	if err := k.ensureSigning(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := k.rotateIfDue(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := k.prune(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Run keeps the keyring current until ctx ends: every interval (default
+// 10s) it reloads the directory, recomputes states against the clock (so a
+// next key starts signing on time), rotates when RotationPeriod is due and
+// prunes keys whose publication has ended. Failures are logged and retried
+// on the next round.
+func (k *Keyring) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultRunInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := k.maintain(); err != nil {
+			k.log.Error("keys: maintenance failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

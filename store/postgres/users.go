@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/signet-auth/signet/store"
+)
+
+const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
+
+func scanUser(row pgx.Row) (store.User, error) {
+	var u store.User
+	var role string
+	if err := row.Scan(&u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		return store.User{}, err
+	}
+	u.Role = store.Role(role)
+	u.CreatedAt = u.CreatedAt.UTC()
+	u.UpdatedAt = u.UpdatedAt.UTC()
+	return u, nil
+}
+
+// CreateUser adds u; store.ErrConflict when the username exists. A zero
+// CreatedAt is set to the current time and a zero UpdatedAt to CreatedAt.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if u.Username == "" {
+		return errors.New("postgres: create user: empty username")
+	}
+	if u.Org == "" {
+		return fmt.Errorf("postgres: create user %s: empty org", u.Username)
+	}
+	if !u.Role.Valid() {
+		return fmt.Errorf("postgres: create user %s: unknown role %q", u.Username, u.Role)
+	}
+	if err := checkText("username", u.Username, "email", u.Email, "org", u.Org, "password hash", u.PasswordHash); err != nil {
+		return fmt.Errorf("postgres: create user: %w", err)
+	}
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = s.now()
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", u.Username, mapErr(err))
+	}
+	return nil
+}
+
+// GetUser returns the user; store.ErrNotFound when absent.
+func (s *Store) GetUser(ctx context.Context, username string) (store.User, error) {
+	if !storable(username) {
+		return store.User{}, fmt.Errorf("postgres: get user: %w", store.ErrNotFound)
+	}
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = $1`, username))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.User{}, fmt.Errorf("postgres: get user %s: %w", username, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: get user %s: %w", username, err)
+	}
+	return u, nil
+}
+
+// ListUsers lists the users of org ("" = every org), ordered by username.
+func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error) {
+	if !storable(org) {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users
+		WHERE $1 = '' OR org = $1 ORDER BY username`, org)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	return users, nil
+}
+
+// SetPassword replaces the user's password hash (store.ErrNotFound when the
+// user is absent). When revokeBefore is not zero it also revokes, in the
+// same transaction, the user's personal tokens issued before it and appends
+// one RevokeSubject entry expiring at revokeExpires.
+func (s *Store) SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error {
+	switch {
+	case hash == "":
+		return fmt.Errorf("postgres: set password of %s: empty password hash", username)
+	case now.IsZero():
+		return fmt.Errorf("postgres: set password of %s: zero time", username)
+	case !revokeBefore.IsZero() && revokeExpires.IsZero():
+		return fmt.Errorf("postgres: set password of %s: revocation without expiry", username)
+	}
+	if err := checkText("password hash", hash); err != nil {
+		return fmt.Errorf("postgres: set password: %w", err)
+	}
+	if !storable(username) {
+		return fmt.Errorf("postgres: set password: %w", store.ErrNotFound)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var org string
+		err := tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, updated_at = $3
+			WHERE username = $1 RETURNING org`, username, hash, ts(now)).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if revokeBefore.IsZero() {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $3
+			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4`,
+			username, org, ts(now), ts(revokeBefore)); err != nil {
+			return fmt.Errorf("revoke tokens: %w", err)
+		}
+		_, err = appendRevocation(ctx, tx, store.Revocation{
+			Kind:      store.RevokeSubject,
+			Value:     username,
+			Org:       org,
+			NotBefore: revokeBefore,
+			RevokedAt: now,
+			ExpiresAt: revokeExpires,
+			Reason:    "password changed",
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: set password of %s: %w", username, err)
+	}
+	return nil
+}
+
+// DeleteUser removes the user and, in the same transaction, marks their
+// personal tokens revoked and appends one RevokeSubject entry with
+// NotBefore=now expiring at revokeExpires, which it returns.
+// store.ErrNotFound when the user is absent.
+func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (store.Revocation, error) {
+	switch {
+	case now.IsZero():
+		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: zero time", username)
+	case revokeExpires.IsZero():
+		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: revocation without expiry", username)
+	}
+	if !storable(username) {
+		return store.Revocation{}, fmt.Errorf("postgres: delete user: %w", store.ErrNotFound)
+	}
+	var rev store.Revocation
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var org string
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE username = $1 RETURNING org`, username).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $3
+			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
+			username, org, ts(now)); err != nil {
+			return fmt.Errorf("revoke tokens: %w", err)
+		}
+		rev, err = appendRevocation(ctx, tx, store.Revocation{
+			Kind:      store.RevokeSubject,
+			Value:     username,
+			Org:       org,
+			NotBefore: now,
+			RevokedAt: now,
+			ExpiresAt: revokeExpires,
+			Reason:    "user removed",
+		})
+		return err
+	})
+	if err != nil {
+		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: %w", username, err)
+	}
+	return rev, nil
+}
