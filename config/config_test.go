@@ -1,0 +1,126 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(tb testing.TB, body string) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsMatchContract(t *testing.T) {
+	t.Chdir(t.TempDir()) // no ./config.yaml
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"server.listen", c.Server.Listen, ":8080"},
+		{"server.public_url", c.Server.PublicURL, "http://localhost:8080"},
+		{"store.driver", c.Store.Driver, "sqlite"},
+		{"store.dsn", c.Store.DSN, "data/signet.db"},
+		{"keys.dir", c.Keys.Dir, "keys"},
+		{"keys.algorithm", c.Keys.Algorithm, "EdDSA"},
+		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
+		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
+		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},
+		{"tokens.default_ttl", c.Tokens.DefaultTTL, 8760 * time.Hour},
+		{"tokens.personal_tokens", c.Tokens.PersonalTokens, true},
+		{"revocation.false_positive_rate", c.Revocation.FalsePositiveRate, 1e-6},
+	}
+	for _, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	if got := c.Roles["admin"].Scopes; len(got) != 1 || got[0] != "*" {
+		t.Errorf("roles.admin.scopes: got %v, want [*]", got)
+	}
+}
+
+func TestRepositoryConfigLoads(t *testing.T) {
+	c, err := Load("../config.yaml", nil, nil)
+	if err != nil {
+		t.Fatalf("the shipped config.yaml does not load: %v", err)
+	}
+	if c.Server.Listen != ":8080" || c.Store.Driver != "sqlite" || c.Keys.Dir != "keys" {
+		t.Fatalf("shipped config.yaml differs from the contract defaults: %+v", c)
+	}
+}
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	p := writeFile(t, "server:\n  listen: \":7000\"\n  public_url: https://file.example\ntokens:\n  max_ttl: 48h\n  user_token_ttl: 1h\n  default_ttl: 2h\npresets:\n  extended: [\"reports:read\", \"bucket:*\"]\nroles:\n  member:\n    scopes: [\"reports:*\"]\n")
+	t.Setenv("SIGNET_SERVER_LISTEN", ":7001")
+	t.Setenv("SIGNET_KEYS_ALGORITHM", "ES256")
+	t.Setenv("SIGNET_TOKENS_USER_TOKEN_TTL", "2h")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("listen", "", "")
+	fs.String("public-url", "", "")
+	if err := fs.Parse([]string{"--listen", ":7002"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, fs, map[string]string{"server.listen": "listen", "server.public_url": "public-url"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != ":7002" {
+		t.Errorf("flag should win: got %q, want :7002", c.Server.Listen)
+	}
+	if c.Server.PublicURL != "https://file.example" {
+		t.Errorf("an unset flag must not override the file: got %q", c.Server.PublicURL)
+	}
+	if c.Keys.Algorithm != "ES256" {
+		t.Errorf("env should override the default: got %q", c.Keys.Algorithm)
+	}
+	if c.Tokens.UserTokenTTL != 2*time.Hour || c.Tokens.MaxTTL != 48*time.Hour {
+		t.Errorf("ttl: got user %s max %s, want 2h 48h", c.Tokens.UserTokenTTL, c.Tokens.MaxTTL)
+	}
+	if got := c.Presets["extended"]; len(got) != 2 || got[1] != "bucket:*" {
+		t.Errorf("presets.extended: got %v", got)
+	}
+	if got := c.Roles["member"].Scopes; len(got) != 1 || got[0] != "reports:*" {
+		t.Errorf("roles.member: got %v", got)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"driver", "store:\n  driver: mysql\n", "store.driver"},
+		{"algorithm", "keys:\n  algorithm: HS256\n", "keys.algorithm"},
+		{"user ttl over max", "tokens:\n  user_token_ttl: 100h\n  max_ttl: 10h\n  default_ttl: 1h\n", "tokens.user_token_ttl"},
+		{"fp rate", "revocation:\n  false_positive_rate: 2\n", "false_positive_rate"},
+		{"public url", "server:\n  public_url: localhost\n", "server.public_url"},
+		{"password length", "security:\n  min_password_length: 4\n", "min_password_length"},
+		{"unknown role", "roles:\n  owner:\n    scopes: [\"*\"]\n", "roles.owner"},
+		{"bad preset scope", "presets:\n  x: [\"a b\"]\n", "presets.x"},
+		{"bad duration", "keys:\n  publish_delay: soon\n", "config"},
+		{"broken yaml", "server: [\n", "config"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.yaml), nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil {
+		t.Fatal("a named config file that does not exist must be an error")
+	}
+}
