@@ -1,0 +1,451 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/store/storetest"
+)
+
+var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
+
+// openAt opens path and closes it when the test ends.
+func openAt(tb testing.TB, path string) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		tb.Fatalf("Open(%s): got error %v, want nil", path, err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close(%s): %v", path, err)
+		}
+	})
+	return s
+}
+
+func freshPath(tb testing.TB) string {
+	tb.Helper()
+	return filepath.Join(tb.TempDir(), "data", "signet.db")
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openAt(t, freshPath(t)) })
+}
+
+func TestConformanceShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		path := freshPath(t)
+		return openAt(t, path), openAt(t, path)
+	})
+}
+
+func token(id string, issued time.Time) store.TokenRecord {
+	return store.TokenRecord{
+		ID: id, Name: id, Type: store.TokenPersonal, Owner: "alice", Org: "acme", Subject: "alice",
+		Scopes: []string{"reports:read"}, CreatedBy: "alice", KeyID: "kid-1",
+		IssuedAt: issued, ExpiresAt: issued.Add(24 * time.Hour), Lifetime: 24 * time.Hour,
+	}
+}
+
+func TestReopenPersists(t *testing.T) {
+	ctx := context.Background()
+	path := freshPath(t)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	u := store.User{Username: "alice", Email: "a@example.com", Org: "acme", Role: store.RoleAdmin, PasswordHash: "$2a$10$h", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if err := s.CreateToken(ctx, token("tok-1", t0)); err != nil {
+		t.Fatalf("CreateToken: %v", err)
+	}
+	rev, err := s.RevokeToken(ctx, "tok-1", t0.Add(time.Hour), "test")
+	if err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Org: "acme", Action: "token.revoke", Target: "tok-1"}); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s2 := openAt(t, path)
+	if got, err := s2.GetUser(ctx, "alice"); err != nil || got.PasswordHash != u.PasswordHash {
+		t.Errorf("GetUser after reopen: got %+v, %v; want hash %q", got, err, u.PasswordHash)
+	}
+	got, err := s2.GetToken(ctx, "tok-1")
+	if err != nil || got.RevokedAt == nil {
+		t.Fatalf("GetToken after reopen: got %+v, %v; want a revoked token", got, err)
+	}
+	gotRev, err := s2.GetTokenRevocation(ctx, "tok-1")
+	if err != nil || gotRev.Seq != rev.Seq {
+		t.Errorf("GetTokenRevocation after reopen: got %+v, %v; want seq %d", gotRev, err, rev.Seq)
+	}
+	st, err := s2.RevocationState(ctx)
+	if err != nil || st.Latest != rev.Seq {
+		t.Errorf("RevocationState after reopen: got %+v, %v; want latest %d", st, err, rev.Seq)
+	}
+	events, err := s2.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(events) != 1 {
+		t.Errorf("ListAudit after reopen: got %d events, %v; want 1", len(events), err)
+	}
+}
+
+func migrationCount(tb testing.TB, s *Store) (rows, maxVersion int) {
+	tb.Helper()
+	err := s.r.QueryRowContext(context.Background(),
+		`SELECT COUNT(*), COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&rows, &maxVersion)
+	if err != nil {
+		tb.Fatalf("read schema_migrations: %v", err)
+	}
+	return rows, maxVersion
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatalf("loadMigrations: got error %v, want nil", err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("loadMigrations: got no migrations, want at least one")
+	}
+	path := freshPath(t)
+	for i := range 3 {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("Open #%d: got error %v, want nil", i+1, err)
+		}
+		rows, maxV := migrationCount(t, s)
+		if rows != len(ms) || maxV != len(ms) {
+			t.Errorf("Open #%d: schema_migrations has %d rows up to version %d, want %d up to %d", i+1, rows, maxV, len(ms), len(ms))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+}
+
+func TestMigrationsRefuseNewerSchema(t *testing.T) {
+	path := freshPath(t)
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', 0)`); err != nil {
+		t.Fatalf("insert future migration: %v", err)
+	}
+	s.Close()
+	_, err = Open(context.Background(), path)
+	if err == nil {
+		t.Fatal("Open of a database with a newer schema: got nil error, want one")
+	}
+	if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open error: got %q, want it to name version 999 as newer", err)
+	}
+}
+
+// TestConcurrentOpen opens one new file from several goroutines at once,
+// each with its own connections, as the CLI and the server may: the
+// migrations run exactly once and every handle works.
+func TestConcurrentOpen(t *testing.T) {
+	ctx := context.Background()
+	path := freshPath(t)
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			stores[i], errs[i] = Open(ctx, path)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Open #%d: got error %v, want nil", i, errs[i])
+		}
+		defer stores[i].Close()
+	}
+	ms, _ := loadMigrations()
+	if rows, _ := migrationCount(t, stores[0]); rows != len(ms) {
+		t.Errorf("schema_migrations rows: got %d, want %d", rows, len(ms))
+	}
+	for i, s := range stores {
+		id := fmt.Sprintf("tok-%d", i)
+		if err := s.CreateToken(ctx, token(id, t0)); err != nil {
+			t.Fatalf("CreateToken through handle %d: %v", i, err)
+		}
+		if _, err := stores[(i+1)%n].GetToken(ctx, id); err != nil {
+			t.Errorf("GetToken through handle %d: got error %v, want nil", (i+1)%n, err)
+		}
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openAt(t, freshPath(t))
+	ctx := context.Background()
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pragma, func(t *testing.T) {
+			var got string
+			if err := s.w.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
+			}
+			if got != tc.want {
+				t.Errorf("writer PRAGMA %s: got %q, want %q", tc.pragma, got, tc.want)
+			}
+		})
+	}
+	var qo string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
+		t.Errorf("reader PRAGMA query_only: got %q, %v; want 1", qo, err)
+	}
+}
+
+func TestFilePermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "data")
+	path := filepath.Join(dir, "signet.db")
+	openAt(t, path)
+	tests := []struct {
+		path string
+		want os.FileMode
+	}{
+		{dir, 0o700},
+		{path, 0o600},
+	}
+	for _, tc := range tests {
+		fi, err := os.Stat(tc.path)
+		if err != nil {
+			t.Fatalf("Stat(%s): %v", tc.path, err)
+		}
+		if got := fi.Mode().Perm(); got != tc.want {
+			t.Errorf("mode of %s: got %o, want %o", tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestOpenRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := openAt(t, "data/signet.db")
+	if !filepath.IsAbs(s.Path()) || !strings.HasSuffix(s.Path(), filepath.Join("data", "signet.db")) {
+		t.Errorf("Path: got %q, want an absolute path ending in data/signet.db", s.Path())
+	}
+	if _, err := os.Stat(filepath.Join("data", "signet.db")); err != nil {
+		t.Errorf("database file: %v", err)
+	}
+}
+
+func TestOpenBadPath(t *testing.T) {
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "regular")
+	if err := os.WriteFile(regular, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("this is not a database\n", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dsn, wantInErr string
+	}{
+		{"empty", "", "empty database path"},
+		{"blank", "   ", "empty database path"},
+		{"in-memory", ":memory:", "file path"},
+		{"URI", "file:signet.db?mode=memory", "file path"},
+		{"query", filepath.Join(dir, "x.db?_pragma=foo"), "'?'"},
+		{"parent is a regular file", filepath.Join(regular, "signet.db"), "not a directory"},
+		{"path is a directory", dir, "is a directory"},
+		{"not a database", garbage, "not a database"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(context.Background(), tc.dsn)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q): got nil error, want one containing %q", tc.dsn, tc.wantInErr)
+			}
+			if !strings.HasPrefix(err.Error(), "sqlite: ") || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Errorf("Open(%q): got error %q, want a \"sqlite: \" error containing %q", tc.dsn, err, tc.wantInErr)
+			}
+		})
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := openAt(t, freshPath(t))
+	if err := s.CreateToken(context.Background(), token("tok-1", t0)); err != nil {
+		t.Fatalf("CreateToken: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.RevokeToken(ctx, "tok-1", t0.Add(time.Hour), "x"); !errors.Is(err, context.Canceled) {
+		t.Errorf("RevokeToken with a canceled context: got %v, want context.Canceled", err)
+	}
+	got, err := s.GetToken(context.Background(), "tok-1")
+	if err != nil || got.RevokedAt != nil {
+		t.Errorf("GetToken: got revoked=%v, %v; want not revoked", got.RevokedAt != nil, err)
+	}
+}
+
+// The crash-durability test re-executes the test binary as a child that
+// revokes tokens and prints "ok <id>" after each RevokeToken returns; the
+// parent SIGKILLs it as soon as it has read a few of those lines, then
+// reopens the file and expects every acknowledged revocation to be there.
+const (
+	crashEnvDB  = "SIGNET_SQLITE_CRASH_DB"
+	crashTokens = 200
+	crashAcks   = 5
+)
+
+func crashTokenID(i int) string { return fmt.Sprintf("tok-crash-%03d", i) }
+
+func TestCrashDurability(t *testing.T) {
+	if path := os.Getenv(crashEnvDB); path != "" {
+		crashChild(path)
+		return
+	}
+	ctx := context.Background()
+	path := freshPath(t)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for i := range crashTokens {
+		if err := s.CreateToken(ctx, token(crashTokenID(i), t0)); err != nil {
+			t.Fatalf("CreateToken: %v", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	cmdCtx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a bound, not an assertion
+	defer cancel()
+	cmd := exec.CommandContext(cmdCtx, os.Args[0], "-test.run=^TestCrashDurability$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnvDB+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child: %v", err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(stdout)
+	for len(acked) < crashAcks && sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "ok "); ok {
+			acked = append(acked, id)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL child: %v", err)
+	}
+	_ = cmd.Wait() // killed: the error is expected
+	if len(acked) < crashAcks {
+		t.Fatalf("child acknowledged %d revocations before exiting, want %d (scan error %v)", len(acked), crashAcks, sc.Err())
+	}
+
+	s2 := openAt(t, path)
+	for _, id := range acked {
+		rev, err := s2.GetTokenRevocation(ctx, id)
+		if err != nil {
+			t.Errorf("acknowledged revocation of %s after SIGKILL: got error %v, want it durable", id, err)
+			continue
+		}
+		tok, err := s2.GetToken(ctx, id)
+		if err != nil || tok.RevokedAt == nil {
+			t.Errorf("token %s after SIGKILL: got revoked=%v, %v; want revoked", id, tok.RevokedAt != nil, err)
+		}
+		if rev.Value != id {
+			t.Errorf("entry of %s: got value %q", id, rev.Value)
+		}
+	}
+	// Whatever the child did after the last ack, the log is consistent:
+	// one entry per revoked token, Seqs 1..Latest without gaps.
+	st, err := s2.RevocationState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s2.ListRevocations(ctx, 0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(entries)) != st.Latest {
+		t.Errorf("entries after SIGKILL: got %d, want Latest=%d", len(entries), st.Latest)
+	}
+	for i, e := range entries {
+		if e.Seq != int64(i)+1 {
+			t.Fatalf("entry %d: got seq %d, want %d", i, e.Seq, i+1)
+		}
+	}
+	revoked, err := s2.ListTokens(ctx, store.TokenFilter{Org: "acme", IncludeRevoked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tok := range revoked {
+		if tok.RevokedAt != nil {
+			n++
+		}
+	}
+	if int64(n) != st.Latest {
+		t.Errorf("revoked tokens after SIGKILL: got %d, want %d (one per entry)", n, st.Latest)
+	}
+	var check string
+	if err := s2.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check after SIGKILL: got %q, %v; want ok", check, err)
+	}
+}
+
+// crashChild is the child side of TestCrashDurability. It never returns
+// normally: the parent kills it, and it exits on its own if the parent
+// stops reading.
+func crashChild(path string) {
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	for i := range crashTokens {
+		id := crashTokenID(i)
+		if _, err := s.RevokeToken(ctx, id, t0.Add(time.Hour), "crash test"); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(2)
+		}
+		if _, err := fmt.Fprintln(os.Stdout, "ok", id); err != nil {
+			os.Exit(3) // the parent closed the pipe
+		}
+	}
+	time.Sleep(time.Minute)
+	os.Exit(4)
+}

@@ -1,0 +1,275 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signet-auth/signet/store"
+)
+
+const tokenColumns = `id, name, description, type, owner, org, subject, scopes, created_by, key_id,
+	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
+
+// validateToken rejects records no issuer should produce.
+func validateToken(t store.TokenRecord) error {
+	switch {
+	case t.ID == "":
+		return errors.New("empty token id")
+	case !t.Type.Valid():
+		return fmt.Errorf("token %s: unknown type %q", t.ID, t.Type)
+	case t.Org == "":
+		return fmt.Errorf("token %s: empty organization", t.ID)
+	case t.Type == store.TokenPersonal && t.Owner == "":
+		return fmt.Errorf("token %s: personal token without owner", t.ID)
+	case t.IssuedAt.IsZero():
+		return fmt.Errorf("token %s: zero issue time", t.ID)
+	case !t.ExpiresAt.After(t.IssuedAt):
+		return fmt.Errorf("token %s: expiry %s is not after issue time %s", t.ID,
+			t.ExpiresAt.UTC().Format(time.RFC3339), t.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CreateToken records a newly signed token. ErrConflict on a duplicate ID,
+// or on a non-empty Name already held by a live token (unrevoked and
+// unexpired at t.IssuedAt) of the same org and owner.
+func (s *Store) CreateToken(ctx context.Context, t store.TokenRecord) error {
+	if err := validateToken(t); err != nil {
+		return fmt.Errorf("sqlite: create token: %w", err)
+	}
+	return s.write(ctx, "create token "+t.ID, func(tx *sql.Tx) error {
+		return insertToken(ctx, tx, t)
+	})
+}
+
+// insertToken checks the name rule and inserts t. The caller's write
+// transaction holds the database's write lock, so no other writer can slip
+// a token with the same name in between the check and the insert.
+func insertToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord) error {
+	if t.Name != "" {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tokens
+			WHERE org = ? AND owner = ? AND name = ? AND name <> '' AND revoked_at IS NULL AND expires_at > ?
+			LIMIT 1`, t.Org, t.Owner, t.Name, micros(t.IssuedAt)).Scan(&one)
+		switch {
+		case err == nil:
+			return fmt.Errorf("token name %q is in use: %w", t.Name, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("check token name: %w", err)
+		}
+	}
+	scopes := t.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	sj, err := json.Marshal(scopes)
+	if err != nil {
+		return fmt.Errorf("encode scopes: %w", err)
+	}
+	var revoked sql.NullInt64
+	if t.RevokedAt != nil {
+		revoked = nullMicros(*t.RevokedAt)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.Org, t.Subject, string(sj), t.CreatedBy, t.KeyID,
+		micros(t.IssuedAt), micros(t.ExpiresAt), int64(t.Lifetime), revoked, t.ReplacedBy, t.ParentID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("token id exists: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	return nil
+}
+
+// GetToken returns one token record; ErrNotFound when absent.
+func (s *Store) GetToken(ctx context.Context, id string) (store.TokenRecord, error) {
+	t, err := getToken(ctx, s.r, id)
+	if err != nil {
+		return store.TokenRecord{}, fmt.Errorf("sqlite: get token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTokens returns the tokens matching f, newest (by IssuedAt) first.
+// Expired tokens are left out only when f.IncludeExpired is false and f.Now
+// is set.
+func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.TokenRecord, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("sqlite: list tokens: negative limit %d", f.Limit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if f.Org != "" {
+		where, args = append(where, "org = ?"), append(args, f.Org)
+	}
+	if f.Owner != "" {
+		where, args = append(where, "owner = ?"), append(args, f.Owner)
+	}
+	if f.Type != "" {
+		where, args = append(where, "type = ?"), append(args, string(f.Type))
+	}
+	if !f.IncludeRevoked {
+		where = append(where, "revoked_at IS NULL")
+	}
+	if !f.IncludeExpired && !f.Now.IsZero() {
+		where, args = append(where, "expires_at > ?"), append(args, micros(f.Now))
+	}
+	q := `SELECT ` + tokenColumns + ` FROM tokens`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY issued_at DESC, id DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.TokenRecord
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken marks the token revoked and appends a RevokeToken entry in
+// one transaction. A token already revoked is left as it is and its entry
+// returned; when it was revoked through a subject cut-off (DeleteUser,
+// SetPassword) and so has no entry of its own, the returned Revocation
+// describes it from the token record and has Seq 0. ErrNotFound when the
+// token is absent.
+func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reason string) (store.Revocation, error) {
+	if now.IsZero() {
+		return store.Revocation{}, fmt.Errorf("sqlite: revoke token %s: zero time", id)
+	}
+	var rev store.Revocation
+	err := s.write(ctx, "revoke token "+id, func(tx *sql.Tx) error {
+		t, err := getToken(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		rev, err = revokeToken(ctx, tx, t, now, reason)
+		return err
+	})
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	return rev, nil
+}
+
+// revokeToken revokes t inside tx unless it is revoked already.
+func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now time.Time, reason string) (store.Revocation, error) {
+	existing, err := getTokenRevocation(ctx, tx, t.ID)
+	switch {
+	case err == nil:
+		return existing, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return store.Revocation{}, err
+	}
+	if t.RevokedAt != nil {
+		return store.Revocation{
+			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
+		}, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, micros(now), t.ID); err != nil {
+		return store.Revocation{}, fmt.Errorf("mark token revoked: %w", err)
+	}
+	return appendRevocation(ctx, tx, store.Revocation{
+		Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+		RevokedAt: now, ExpiresAt: t.ExpiresAt, Reason: reason,
+	})
+}
+
+// ReplaceToken is regenerate: in one transaction it checks that oldID has
+// not been replaced already (else ErrConflict), revokes it unless revoked,
+// sets its ReplacedBy and inserts next under CreateToken's rules. It
+// returns oldID's revocation entry. ErrNotFound when oldID is absent.
+func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now time.Time) (store.Revocation, error) {
+	if err := validateToken(next); err != nil {
+		return store.Revocation{}, fmt.Errorf("sqlite: replace token %s: %w", oldID, err)
+	}
+	if now.IsZero() {
+		return store.Revocation{}, fmt.Errorf("sqlite: replace token %s: zero time", oldID)
+	}
+	if next.ID == oldID {
+		return store.Revocation{}, fmt.Errorf("sqlite: replace token %s: new token has the same id", oldID)
+	}
+	var rev store.Revocation
+	err := s.write(ctx, "replace token "+oldID, func(tx *sql.Tx) error {
+		old, err := getToken(ctx, tx, oldID)
+		if err != nil {
+			return err
+		}
+		if old.ReplacedBy != "" {
+			return fmt.Errorf("already replaced: %w", store.ErrConflict)
+		}
+		if rev, err = revokeToken(ctx, tx, old, now, "regenerated"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET replaced_by = ? WHERE id = ?`, next.ID, oldID); err != nil {
+			return fmt.Errorf("mark token replaced: %w", err)
+		}
+		return insertToken(ctx, tx, next)
+	})
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	return rev, nil
+}
+
+func getToken(ctx context.Context, q queryer, id string) (store.TokenRecord, error) {
+	t, err := scanToken(q.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.TokenRecord{}, store.ErrNotFound
+	}
+	return t, err
+}
+
+func scanToken(sc scanner) (store.TokenRecord, error) {
+	var (
+		t               store.TokenRecord
+		typ, scopes     string
+		issued, expires int64
+		lifetime        int64
+		revoked         sql.NullInt64
+	)
+	if err := sc.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.Org, &t.Subject, &scopes,
+		&t.CreatedBy, &t.KeyID, &issued, &expires, &lifetime, &revoked, &t.ReplacedBy, &t.ParentID); err != nil {
+		return store.TokenRecord{}, err
+	}
+	t.Type = store.TokenType(typ)
+	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
+		return store.TokenRecord{}, fmt.Errorf("token %s: decode scopes: %w", t.ID, err)
+	}
+	if t.Scopes == nil {
+		t.Scopes = []string{}
+	}
+	t.IssuedAt = fromMicros(issued)
+	t.ExpiresAt = fromMicros(expires)
+	t.Lifetime = time.Duration(lifetime)
+	if revoked.Valid {
+		r := fromMicros(revoked.Int64)
+		t.RevokedAt = &r
+	}
+	return t, nil
+}

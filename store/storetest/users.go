@@ -1,0 +1,351 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/signet-auth/signet/store"
+)
+
+func userTests() []subtest {
+	return []subtest{
+		{"Ping", testPing},
+		{"User/CreateGet", testUserCreateGet},
+		{"User/CreateDuplicate", testUserCreateDuplicate},
+		{"User/GetMissing", testUserGetMissing},
+		{"User/List", testUserList},
+		{"User/SetPassword", testSetPassword},
+		{"User/SetPasswordRevoke", testSetPasswordRevoke},
+		{"User/SetPasswordMissing", testSetPasswordMissing},
+		{"User/Delete", testDeleteUser},
+		{"User/DeleteMissing", testDeleteUserMissing},
+		{"User/DeleteThenRecreate", testDeleteUserRecreate},
+	}
+}
+
+func testPing(t *testing.T, s store.Store) {
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: got error %v, want nil", err)
+	}
+}
+
+func testUserCreateGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	berlin := time.FixedZone("CET", 3600)
+	tests := []struct {
+		name string
+		user store.User
+	}{
+		{"admin", newUser("alice", "acme", store.RoleAdmin)},
+		{"member", newUser("bob", "acme", store.RoleMember)},
+		{"non-UTC times come back in UTC", store.User{
+			Username: "carol", Email: "carol@example.com", Org: "globex", Role: store.RoleMember,
+			PasswordHash: "$2a$10$x",
+			CreatedAt:    time.Date(2026, 1, 2, 3, 4, 5, 678901000, berlin),
+			UpdatedAt:    time.Date(2026, 1, 3, 3, 4, 5, 1000, berlin),
+		}},
+		{"unicode and empty email", store.User{
+			Username: "žofie", Org: "acme", Role: store.RoleMember, PasswordHash: "$2a$10$y",
+			CreatedAt: t0, UpdatedAt: t0,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mustCreateUser(t, s, tc.user)
+			got, err := s.GetUser(ctx, tc.user.Username)
+			if err != nil {
+				t.Fatalf("GetUser(%q): got error %v, want nil", tc.user.Username, err)
+			}
+			checkUser(t, "GetUser", got, tc.user)
+		})
+	}
+}
+
+func testUserCreateDuplicate(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	orig := newUser("alice", "acme", store.RoleAdmin)
+	mustCreateUser(t, s, orig)
+	tests := []struct {
+		name string
+		user store.User
+	}{
+		{"same org", newUser("alice", "acme", store.RoleMember)},
+		{"other org (usernames are global)", newUser("alice", "globex", store.RoleAdmin)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.user.PasswordHash = "$2a$10$other"
+			err := s.CreateUser(ctx, tc.user)
+			wantErrIs(t, "CreateUser(duplicate)", err, store.ErrConflict)
+			got, err := s.GetUser(ctx, "alice")
+			if err != nil {
+				t.Fatalf("GetUser: got error %v, want nil", err)
+			}
+			checkUser(t, "GetUser after failed duplicate", got, orig)
+		})
+	}
+}
+
+func testUserGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetUser(context.Background(), "nobody")
+	wantErrIs(t, "GetUser(missing)", err, store.ErrNotFound)
+}
+
+func testUserList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// Created out of order: ListUsers sorts by username.
+	for _, u := range []store.User{
+		newUser("dave", "acme", store.RoleMember),
+		newUser("alice", "acme", store.RoleAdmin),
+		newUser("carol", "globex", store.RoleAdmin),
+		newUser("bob", "acme", store.RoleMember),
+	} {
+		mustCreateUser(t, s, u)
+	}
+	tests := []struct {
+		org  string
+		want []string
+	}{
+		{"acme", []string{"alice", "bob", "dave"}},
+		{"globex", []string{"carol"}},
+		{"", []string{"alice", "bob", "carol", "dave"}},
+		{"initech", nil},
+	}
+	for _, tc := range tests {
+		t.Run("org="+tc.org, func(t *testing.T) {
+			users, err := s.ListUsers(ctx, tc.org)
+			if err != nil {
+				t.Fatalf("ListUsers(%q): got error %v, want nil", tc.org, err)
+			}
+			var got []string
+			for _, u := range users {
+				got = append(got, u.Username)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("ListUsers(%q): got %q, want %q", tc.org, got, tc.want)
+			}
+			for _, u := range users {
+				if u.PasswordHash == "" || u.Email == "" || u.Org == "" || !u.Role.Valid() {
+					t.Errorf("ListUsers(%q): user %q has empty fields: %+v", tc.org, u.Username, u)
+				}
+			}
+		})
+	}
+}
+
+func testSetPassword(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := newUser("alice", "acme", store.RoleAdmin)
+	mustCreateUser(t, s, u)
+	tok := newPersonal("tok-a", "acme", "alice", "ci", at(time.Minute))
+	mustCreateToken(t, s, tok)
+	before := latest(t, s)
+
+	now := at(time.Hour)
+	if err := s.SetPassword(ctx, "alice", "$2a$10$new", now, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("SetPassword: got error %v, want nil", err)
+	}
+	want := u
+	want.PasswordHash = "$2a$10$new"
+	want.UpdatedAt = now
+	got, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "GetUser after SetPassword", got, want)
+	checkToken(t, "token after SetPassword without revocation", mustGetToken(t, s, "tok-a"), tok)
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after SetPassword without revocation: got %d, want %d", l, before)
+	}
+}
+
+func testSetPasswordRevoke(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreateUser(t, s, newUser("alice", "acme", store.RoleAdmin))
+	mustCreateUser(t, s, newUser("bob", "acme", store.RoleMember))
+	cut := at(10 * time.Hour)
+	now := at(11 * time.Hour)
+	expires := at(11*time.Hour + 8760*time.Hour)
+
+	old := newPersonal("tok-old", "acme", "alice", "old", at(time.Hour))
+	atCut := newPersonal("tok-at-cut", "acme", "alice", "at-cut", cut)
+	after := newPersonal("tok-after", "acme", "alice", "after", at(10*time.Hour+time.Minute))
+	already := newPersonal("tok-already", "acme", "alice", "already", at(2*time.Hour))
+	bobs := newPersonal("tok-bob", "acme", "bob", "bob", at(time.Hour))
+	admin := newAdministrative("tok-admin", "acme", "infra", "alice", at(time.Hour))
+	for _, tok := range []store.TokenRecord{old, atCut, after, already, bobs, admin} {
+		mustCreateToken(t, s, tok)
+	}
+	alreadyRev := mustRevoke(t, s, "tok-already", at(3*time.Hour))
+	before := latest(t, s)
+
+	if err := s.SetPassword(ctx, "alice", "$2a$10$new", now, cut, expires); err != nil {
+		t.Fatalf("SetPassword(revokeBefore): got error %v, want nil", err)
+	}
+	if l := latest(t, s); l != before+1 {
+		t.Fatalf("Latest after SetPassword(revokeBefore): got %d, want %d (one subject entry)", l, before+1)
+	}
+	entries, err := s.ListRevocations(ctx, before, now)
+	if err != nil {
+		t.Fatalf("ListRevocations: got error %v, want nil", err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("ListRevocations(%d): got %d entries, want 1", before, len(entries))
+	}
+	checkRevocation(t, "subject entry", entries[0], store.Revocation{
+		Seq: before + 1, Kind: store.RevokeSubject, Value: "alice", Org: "acme",
+		NotBefore: cut, RevokedAt: now, ExpiresAt: expires, Reason: entries[0].Reason,
+	})
+
+	tests := []struct {
+		name        string
+		tok         store.TokenRecord
+		wantRevoked *time.Time
+	}{
+		{"issued before cut-off: revoked", old, ptr(now)},
+		{"issued at cut-off: kept", atCut, nil},
+		{"issued after cut-off: kept", after, nil},
+		{"already revoked: keeps first time", already, ptr(alreadyRev.RevokedAt)},
+		{"other user: kept", bobs, nil},
+		{"administrative token the user created: kept", admin, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.tok
+			want.RevokedAt = tc.wantRevoked
+			checkToken(t, tc.tok.ID, mustGetToken(t, s, tc.tok.ID), want)
+		})
+	}
+	got, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	if got.PasswordHash != "$2a$10$new" {
+		t.Errorf("PasswordHash: got %q, want %q", got.PasswordHash, "$2a$10$new")
+	}
+}
+
+func testSetPasswordMissing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	before := latest(t, s)
+	err := s.SetPassword(ctx, "nobody", "$2a$10$x", at(time.Hour), time.Time{}, time.Time{})
+	wantErrIs(t, "SetPassword(missing)", err, store.ErrNotFound)
+	err = s.SetPassword(ctx, "nobody", "$2a$10$x", at(time.Hour), at(time.Hour), at(100*time.Hour))
+	wantErrIs(t, "SetPassword(missing, revokeBefore)", err, store.ErrNotFound)
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after failed SetPassword: got %d, want %d", l, before)
+	}
+}
+
+func testDeleteUser(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreateUser(t, s, newUser("alice", "acme", store.RoleAdmin))
+	mustCreateUser(t, s, newUser("bob", "acme", store.RoleMember))
+	now := at(5 * time.Hour)
+	expires := at(5*time.Hour + 8760*time.Hour)
+
+	p1 := newPersonal("tok-p1", "acme", "bob", "one", at(time.Hour))
+	p2 := newPersonal("tok-p2", "acme", "bob", "two", at(2*time.Hour))
+	pRev := newPersonal("tok-prev", "acme", "bob", "three", at(2*time.Hour))
+	alices := newPersonal("tok-alice", "acme", "alice", "one", at(time.Hour))
+	admin := newAdministrative("tok-admin", "acme", "infra", "bob", at(time.Hour))
+	for _, tok := range []store.TokenRecord{p1, p2, pRev, alices, admin} {
+		mustCreateToken(t, s, tok)
+	}
+	prevRev := mustRevoke(t, s, "tok-prev", at(3*time.Hour))
+	before := latest(t, s)
+
+	rev, err := s.DeleteUser(ctx, "bob", now, expires)
+	if err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	checkRevocation(t, "DeleteUser entry", rev, store.Revocation{
+		Seq: before + 1, Kind: store.RevokeSubject, Value: "bob", Org: "acme",
+		NotBefore: now, RevokedAt: now, ExpiresAt: expires, Reason: rev.Reason,
+	})
+	if l := latest(t, s); l != before+1 {
+		t.Errorf("Latest after DeleteUser: got %d, want %d (exactly one entry)", l, before+1)
+	}
+	listed, err := s.ListRevocations(ctx, before, now)
+	if err != nil {
+		t.Fatalf("ListRevocations: got error %v, want nil", err)
+	}
+	if len(listed) != 1 {
+		t.Fatalf("ListRevocations after DeleteUser: got %d entries, want 1", len(listed))
+	}
+	checkRevocation(t, "listed DeleteUser entry", listed[0], rev)
+
+	_, err = s.GetUser(ctx, "bob")
+	wantErrIs(t, "GetUser(deleted)", err, store.ErrNotFound)
+	users, err := s.ListUsers(ctx, "acme")
+	if err != nil {
+		t.Fatalf("ListUsers: got error %v, want nil", err)
+	}
+	if len(users) != 1 || users[0].Username != "alice" {
+		t.Errorf("ListUsers after DeleteUser: got %d users, want only alice", len(users))
+	}
+
+	tests := []struct {
+		name        string
+		tok         store.TokenRecord
+		wantRevoked *time.Time
+	}{
+		{"personal: revoked", p1, ptr(now)},
+		{"second personal: revoked", p2, ptr(now)},
+		{"already revoked: keeps first time", pRev, ptr(prevRev.RevokedAt)},
+		{"other user's token: kept", alices, nil},
+		{"administrative token the user created: kept", admin, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.tok
+			want.RevokedAt = tc.wantRevoked
+			checkToken(t, tc.tok.ID, mustGetToken(t, s, tc.tok.ID), want)
+		})
+	}
+
+	t.Run("RevokeToken after subject revocation appends nothing", func(t *testing.T) {
+		l := latest(t, s)
+		if _, err := s.RevokeToken(ctx, "tok-p1", at(6*time.Hour), "again"); err != nil {
+			t.Fatalf("RevokeToken: got error %v, want nil", err)
+		}
+		if got := latest(t, s); got != l {
+			t.Errorf("Latest: got %d, want %d", got, l)
+		}
+		want := p1
+		want.RevokedAt = ptr(now)
+		checkToken(t, "tok-p1", mustGetToken(t, s, "tok-p1"), want)
+	})
+}
+
+func testDeleteUserMissing(t *testing.T, s store.Store) {
+	before := latest(t, s)
+	_, err := s.DeleteUser(context.Background(), "nobody", at(time.Hour), at(100*time.Hour))
+	wantErrIs(t, "DeleteUser(missing)", err, store.ErrNotFound)
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after failed DeleteUser: got %d, want %d", l, before)
+	}
+}
+
+func testDeleteUserRecreate(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreateUser(t, s, newUser("bob", "acme", store.RoleMember))
+	if _, err := s.DeleteUser(ctx, "bob", at(time.Hour), at(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	again := newUser("bob", "globex", store.RoleAdmin)
+	mustCreateUser(t, s, again)
+	got, err := s.GetUser(ctx, "bob")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "recreated user", got, again)
+	_, err = s.DeleteUser(ctx, "bob", at(2*time.Hour), at(100*time.Hour))
+	if err != nil {
+		t.Fatalf("DeleteUser(recreated): got error %v, want nil", err)
+	}
+	_, err = s.DeleteUser(ctx, "bob", at(3*time.Hour), at(100*time.Hour))
+	wantErrIs(t, "DeleteUser(twice)", err, store.ErrNotFound)
+}
