@@ -1,0 +1,659 @@
+package issuer
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/signet-auth/signet/revocation"
+	"github.com/signet-auth/signet/store"
+)
+
+// RevocationConfig tunes the published revocation list. Zero values mean
+// the defaults noted on each field.
+type RevocationConfig struct {
+	// FalsePositiveRate of the snapshot's bloom filter (default 1e-6).
+	FalsePositiveRate float64
+	// PollInterval is how often the feed reads new entries from the store
+	// even without a signal (default 250ms).
+	PollInterval time.Duration
+	// MaxDelta is the largest version gap GET /revocations?since= and an
+	// SSE resume answer from; past it the client must reload the snapshot
+	// (default 10000).
+	MaxDelta int
+	// KeepAlive is the interval of SSE keep-alive comments (default 15s).
+	KeepAlive time.Duration
+}
+
+func (c RevocationConfig) withDefaults() RevocationConfig {
+	if c.FalsePositiveRate <= 0 || c.FalsePositiveRate >= 1 {
+		c.FalsePositiveRate = revocation.DefaultFalsePositiveRate
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.MaxDelta <= 0 {
+		c.MaxDelta = 10000
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	return c
+}
+
+const (
+	// defaultMaxStreams bounds concurrent SSE subscribers; each costs a
+	// goroutine and a connection.
+	defaultMaxStreams = 10000
+	// streamWriteTimeout replaces fasthttp's WriteTimeout for SSE streams:
+	// the server's deadline is meant for one response, not for a stream
+	// that lives for hours. A subscriber that stops reading for this long
+	// is dropped.
+	streamWriteTimeout = 30 * time.Second
+	// snapshotMaxAge makes the cached snapshot be rebuilt now and then
+	// even without new entries, so expired ones leave the filter.
+	snapshotMaxAge = time.Minute
+	// pruneEvery is how often expired entries leave the in-memory log.
+	pruneEvery = time.Minute
+	// maxTokenIDLen bounds the ids GET /revocations/{id} looks up.
+	maxTokenIDLen = 128
+)
+
+// revocationFeed follows the store's revocation log and serves it as the
+// revocation list: a binary snapshot, JSON deltas, an SSE stream and
+// single-id answers.
+//
+// The in-memory log (entries) is append-only between prunes and a prune
+// installs a new slice, so a slice header read under mu is an immutable
+// view that readers may use after unlocking.
+type revocationFeed struct {
+	st  store.Store
+	cfg RevocationConfig
+	log *slog.Logger
+	now func() time.Time
+
+	nudge      chan struct{}
+	stopped    chan struct{} // closed when run returns; ends SSE streams
+	maxStreams int64
+	streams    atomic.Int64
+
+	mu      sync.RWMutex
+	entries []revocation.Entry // live entries, ordered by Seq
+	version uint64             // highest Seq seen (the list version)
+	loadErr error              // nil once the initial load worked
+	loaded  bool
+	changed chan struct{} // closed and replaced whenever entries grow
+	pruned  time.Time
+
+	buildMu sync.Mutex
+	snap    atomic.Pointer[encodedSnapshot]
+}
+
+// encodedSnapshot is one built snapshot and its lazily gzipped form.
+type encodedSnapshot struct {
+	version uint64
+	builtAt time.Time
+	raw     []byte
+	gzOnce  sync.Once
+	gz      []byte
+}
+
+func (s *encodedSnapshot) gzipped() []byte {
+	s.gzOnce.Do(func() {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // level is valid
+		if _, err := zw.Write(s.raw); err != nil {
+			return
+		}
+		if err := zw.Close(); err != nil {
+			return
+		}
+		s.gz = buf.Bytes()
+	})
+	return s.gz
+}
+
+// newRevocationFeed returns a feed over st. It serves nothing useful until
+// run has loaded the log; ready reports when it has.
+func newRevocationFeed(st store.Store, cfg RevocationConfig, log *slog.Logger, now func() time.Time) *revocationFeed {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &revocationFeed{
+		st:         st,
+		cfg:        cfg.withDefaults(),
+		log:        log,
+		now:        now,
+		nudge:      make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
+		maxStreams: defaultMaxStreams,
+		loadErr:    errors.New("revocation list not loaded yet"),
+		changed:    make(chan struct{}),
+	}
+}
+
+// register mounts the revocation list endpoints on r.
+func (f *revocationFeed) register(r fiber.Router) {
+	r.Get("/revocations", f.handleList)
+	r.Get("/revocations/events", f.handleEvents)
+	r.Get("/revocations/:id", f.handleOne)
+}
+
+// notify asks run to read the store now; it never blocks. Call it after
+// committing a revocation so that subscribers hear of it at once.
+func (f *revocationFeed) notify() {
+	select {
+	case f.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// ready reports nil once the initial load of the log has worked.
+func (f *revocationFeed) ready() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.loadErr != nil {
+		return fmt.Errorf("revocation list: %w", f.loadErr)
+	}
+	return nil
+}
+
+// run follows the store until ctx ends: a full load first (retried until it
+// works), then a read of new entries every PollInterval, on every nudge and
+// on every signal of a RevocationWatcher store.
+func (f *revocationFeed) run(ctx context.Context) {
+	defer close(f.stopped)
+	watch, rewatchAt := f.watch(ctx), time.Time{}
+	ticker := time.NewTicker(f.cfg.PollInterval)
+	defer ticker.Stop()
+	failing := false
+	for {
+		err := f.sync(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			f.log.Warn("revocation feed: reading the store failed; retrying", "err", err)
+			failing = true
+		case err == nil && failing:
+			f.log.Info("revocation feed: reading the store works again")
+			failing = false
+		}
+		if _, ok := f.st.(store.RevocationWatcher); ok && watch == nil && f.now().After(rewatchAt) {
+			if watch = f.watch(ctx); watch == nil {
+				rewatchAt = f.now().Add(10 * f.cfg.PollInterval)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-f.nudge:
+		case _, ok := <-watch:
+			if !ok {
+				watch = nil // the watcher gave up (connection lost); polling goes on
+				rewatchAt = f.now().Add(10 * f.cfg.PollInterval)
+			}
+		}
+	}
+}
+
+// watch subscribes to the store's signals when it offers them; nil otherwise.
+func (f *revocationFeed) watch(ctx context.Context) <-chan struct{} {
+	w, ok := f.st.(store.RevocationWatcher)
+	if !ok {
+		return nil
+	}
+	ch, err := w.WatchRevocations(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("revocation feed: watching the store failed; polling only", "err", err)
+		}
+		return nil
+	}
+	return ch
+}
+
+// sync loads the whole log the first time and appends new entries after.
+func (f *revocationFeed) sync(ctx context.Context) error {
+	f.mu.RLock()
+	loaded, since := f.loaded, f.version
+	f.mu.RUnlock()
+	now := f.now()
+	if !loaded {
+		return f.load(ctx, now)
+	}
+	recs, err := f.st.ListRevocations(ctx, int64(since), now)
+	if err != nil {
+		return fmt.Errorf("list revocations since %d: %w", since, err)
+	}
+	f.append(recs, 0)
+	if now.Sub(f.prunedAt()) >= pruneEvery {
+		f.prune(now)
+	}
+	return nil
+}
+
+func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
+	// The state first: an entry committed between the two reads then only
+	// raises the version further, never hides below it.
+	state, err := f.st.RevocationState(ctx)
+	if err == nil {
+		var recs []store.Revocation
+		if recs, err = f.st.ListRevocations(ctx, 0, now); err == nil {
+			f.mu.Lock()
+			f.loaded, f.loadErr, f.pruned = true, nil, now
+			f.mu.Unlock()
+			f.append(recs, uint64(max(state.Latest, 0)))
+			return nil
+		}
+	}
+	err = fmt.Errorf("load revocation list: %w", err)
+	f.mu.Lock()
+	f.loadErr = err
+	f.mu.Unlock()
+	return err
+}
+
+// append adds recs (ordered by Seq) after the known ones and raises the
+// version to at least floor; subscribers are woken when anything changed.
+func (f *revocationFeed) append(recs []store.Revocation, floor uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	grew := false
+	for _, r := range recs {
+		e, ok := entryOf(r)
+		if !ok {
+			f.log.Warn("revocation feed: skipping malformed log entry", "seq", r.Seq, "kind", string(r.Kind))
+			continue
+		}
+		if e.Seq <= f.version {
+			continue
+		}
+		f.entries = append(f.entries, e)
+		f.version = e.Seq
+		grew = true
+	}
+	if floor > f.version {
+		f.version, grew = floor, true
+	}
+	if grew {
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
+}
+
+func (f *revocationFeed) prunedAt() time.Time {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.pruned
+}
+
+// prune drops expired entries into a new slice, leaving earlier views intact.
+func (f *revocationFeed) prune(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruned = now
+	live := make([]revocation.Entry, 0, len(f.entries))
+	for _, e := range f.entries {
+		if live0(e, now) {
+			live = append(live, e)
+		}
+	}
+	f.entries = live
+}
+
+// live0 reports whether e still matters at now.
+func live0(e revocation.Entry, now time.Time) bool {
+	return e.ExpiresAt.IsZero() || e.ExpiresAt.After(now)
+}
+
+// entryOf maps a store log entry to its wire form.
+func entryOf(r store.Revocation) (revocation.Entry, bool) {
+	if r.Seq <= 0 {
+		return revocation.Entry{}, false
+	}
+	e := revocation.Entry{
+		Seq:       uint64(r.Seq),
+		Kind:      revocation.Kind(r.Kind),
+		Org:       r.Org,
+		RevokedAt: r.RevokedAt.UTC(),
+		ExpiresAt: r.ExpiresAt.UTC(),
+	}
+	switch r.Kind {
+	case store.RevokeToken:
+		e.TokenID = r.Value
+	case store.RevokeSubject:
+		e.Subject, e.NotBefore = r.Value, r.NotBefore.UTC()
+	case store.RevokeKey:
+		e.KeyID = r.Value
+	}
+	return e, e.Validate() == nil
+}
+
+// view returns the current log, its version and the channel closed on the
+// next change; errUnavailable when the log is not loaded.
+func (f *revocationFeed) view() ([]revocation.Entry, uint64, <-chan struct{}, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.loadErr != nil {
+		return nil, 0, nil, errorf(ECodeUnavailable, "The revocation list is not available yet; try again shortly.")
+	}
+	return f.entries, f.version, f.changed, nil
+}
+
+// after returns the entries of view with Seq > since.
+func after(entries []revocation.Entry, since uint64) []revocation.Entry {
+	i := sort.Search(len(entries), func(i int) bool { return entries[i].Seq > since })
+	return entries[i:]
+}
+
+// tooOld reports whether a client at version since must reload the
+// snapshot instead of catching up from the log at version latest.
+func (f *revocationFeed) tooOld(since, latest uint64) bool {
+	return since > latest || latest-since > uint64(f.cfg.MaxDelta)
+}
+
+// handleList serves GET /revocations (the snapshot) and
+// GET /revocations?since=V (a delta).
+func (f *revocationFeed) handleList(c *fiber.Ctx) error {
+	args := c.Context().QueryArgs()
+	if args.Has("since") {
+		since, err := strconv.ParseUint(string(args.Peek("since")), 10, 64)
+		if err != nil {
+			return errorf(ECodeInvalid, "The since parameter must be a list version (a non-negative integer).")
+		}
+		return f.serveDelta(c, since)
+	}
+	entries, version, _, err := f.view()
+	if err != nil {
+		return err
+	}
+	// The version names the list's content (expired entries leaving the
+	// filter change nothing a verifier needs), so a matching client is
+	// answered before any snapshot is built.
+	etag := `"` + strconv.FormatUint(version, 10) + `"`
+	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	snap, err := f.snapshot(entries, version)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderETag, `"`+strconv.FormatUint(snap.version, 10)+`"`)
+	c.Set(fiber.HeaderContentType, revocation.ContentType)
+	if acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
+		if gz := snap.gzipped(); gz != nil {
+			c.Set(fiber.HeaderContentEncoding, "gzip")
+			return c.Send(gz)
+		}
+	}
+	return c.Send(snap.raw)
+}
+
+func (f *revocationFeed) serveDelta(c *fiber.Ctx, since uint64) error {
+	entries, version, _, err := f.view()
+	if err != nil {
+		return err
+	}
+	if f.tooOld(since, version) {
+		return errorf(ECodeGone, "Version %d cannot be answered from the log (latest is %d); load the snapshot from GET /revocations.", since, version)
+	}
+	now := f.now()
+	d := revocation.Delta{From: since, Version: version, Entries: []revocation.Entry{}}
+	for _, e := range after(entries, since) {
+		if live0(e, now) {
+			d.Entries = append(d.Entries, e)
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.JSON(d)
+}
+
+// snapshot returns the encoded snapshot of version, building it when the
+// cached one is older or past snapshotMaxAge. Concurrent callers share one
+// build.
+func (f *revocationFeed) snapshot(entries []revocation.Entry, version uint64) (*encodedSnapshot, error) {
+	now := f.now()
+	fresh := func(s *encodedSnapshot) bool {
+		return s != nil && s.version >= version && now.Sub(s.builtAt) < snapshotMaxAge
+	}
+	if s := f.snap.Load(); fresh(s) {
+		return s, nil
+	}
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
+	if s := f.snap.Load(); fresh(s) {
+		return s, nil
+	}
+	raw, err := revocation.NewSnapshot(version, now, entries, f.cfg.FalsePositiveRate).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode revocation snapshot %d: %w", version, err)
+	}
+	s := &encodedSnapshot{version: version, builtAt: now, raw: raw}
+	f.snap.Store(s)
+	return s, nil
+}
+
+// etagMatches implements If-None-Match (RFC 9110 §13.1.2, weak comparison).
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "x-gzip" && name != "*" {
+			continue
+		}
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if x, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = x
+				}
+			}
+		}
+		return q > 0
+	}
+	return false
+}
+
+// handleOne serves GET /revocations/{id}: the exact answer for one token id.
+func (f *revocationFeed) handleOne(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if !validTokenID(id) {
+		return errorf(ECodeInvalid, "A token id is 1 to %d characters of base64url.", maxTokenIDLen)
+	}
+	rev, err := f.st.GetTokenRevocation(c.UserContext(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(ECodeNotFound, "That token id is not on the revocation list.")
+	}
+	if err != nil {
+		return fmt.Errorf("look up revocation of token %s: %w", id, err)
+	}
+	e, ok := entryOf(rev)
+	if !ok || e.Kind != revocation.KindToken || !live0(e, f.now()) {
+		return errorf(ECodeNotFound, "That token id is not on the revocation list.")
+	}
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.JSON(e)
+}
+
+func validTokenID(id string) bool {
+	if id == "" || len(id) > maxTokenIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case b >= 'A' && b <= 'Z', b >= 'a' && b <= 'z', b >= '0' && b <= '9', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// handleEvents serves GET /revocations/events as Server-Sent Events: a
+// "hello" event with the current version, then (when the client resumes
+// with Last-Event-ID or ?since=) the entries after that point or a "reset"
+// event when it is too old, then every entry as it commits (event
+// "revocation", id = Seq), with keep-alive comments in between.
+func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
+	resume, hasResume := c.Get("Last-Event-ID"), false
+	if resume == "" {
+		if args := c.Context().QueryArgs(); args.Has("since") {
+			resume = string(args.Peek("since"))
+		}
+	}
+	var from uint64
+	if resume != "" {
+		v, err := strconv.ParseUint(strings.TrimSpace(resume), 10, 64)
+		if err != nil {
+			return errorf(ECodeInvalid, "Last-Event-ID and since must be a list version (a non-negative integer).")
+		}
+		from, hasResume = v, true
+	}
+	entries, version, changed, err := f.view()
+	if err != nil {
+		return err
+	}
+	if n := f.streams.Add(1); n > f.maxStreams {
+		f.streams.Add(-1)
+		return rateLimited(5*time.Second, "Too many revocation event streams are open; try again shortly.")
+	}
+
+	var pending []revocation.Entry
+	reset := false
+	switch {
+	case !hasResume:
+		from = version
+	case f.tooOld(from, version):
+		reset, from = true, version
+	default:
+		pending = after(entries, from)
+	}
+
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	rc := c.Context()
+	conn := rc.Conn()
+	serverDone := rc.Done()
+	st := &eventStream{
+		feed:       f,
+		conn:       conn,
+		serverDone: serverDone,
+		last:       from,
+		version:    version,
+		pending:    pending,
+		reset:      reset,
+		changed:    changed,
+	}
+	rc.SetBodyStreamWriter(st.serve)
+	return nil
+}
+
+// eventStream is one SSE subscriber.
+type eventStream struct {
+	feed       *revocationFeed
+	conn       net.Conn
+	serverDone <-chan struct{}
+	last       uint64 // the highest Seq sent (or the point resumed from)
+	version    uint64
+	pending    []revocation.Entry
+	reset      bool
+	changed    <-chan struct{}
+}
+
+func (s *eventStream) serve(w *bufio.Writer) {
+	f := s.feed
+	defer f.streams.Add(-1)
+	hello, _ := json.Marshal(struct {
+		Version uint64 `json:"version"`
+	}{s.version})
+	_, _ = fmt.Fprintf(w, "retry: 1000\nevent: hello\ndata: %s\n\n", hello)
+	if s.reset {
+		_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", hello)
+	}
+	if !s.write(w, s.pending) {
+		return
+	}
+	s.pending = nil
+	keepAlive := time.NewTicker(f.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-f.stopped:
+			return
+		case <-s.serverDone:
+			return
+		case <-keepAlive.C:
+			_, _ = w.WriteString(": keep-alive\n\n")
+			if !s.flush(w) {
+				return
+			}
+		case <-s.changed:
+			entries, _, changed, err := f.view()
+			if err != nil {
+				return
+			}
+			s.changed = changed
+			if !s.write(w, after(entries, s.last)) {
+				return
+			}
+		}
+	}
+}
+
+// write sends entries (skipping expired ones) and flushes; false when the
+// subscriber is gone.
+func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
+	now := s.feed.now()
+	for _, e := range entries {
+		s.last = e.Seq
+		if !live0(e, now) {
+			continue
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			continue // cannot happen for these field types
+		}
+		_, _ = fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", e.Seq, data)
+	}
+	return s.flush(w)
+}
+
+func (s *eventStream) flush(w *bufio.Writer) bool {
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	}
+	return w.Flush() == nil
+}

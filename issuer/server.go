@@ -1,0 +1,281 @@
+// Package issuer is signet's HTTP service: it checks passwords, signs
+// access tokens, keeps the record of every token it signed, publishes the
+// signing keys (JWKS) and the revocation list, and enforces who may create,
+// see and revoke which token.
+//
+// The rules live here; persistence is a store.Store and key material is a
+// Keys. cmd/signet wires the three together:
+//
+//	srv, err := issuer.New(cfg, st, keyring)
+//	go srv.Run(ctx)          // revocation feed, pruning
+//	err = srv.Serve(listener)
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/signet-auth/signet/store"
+)
+
+// Keys signs tokens and publishes the public keys. *keys.Keyring
+// implements it.
+type Keys interface {
+	// Sign signs payload (JWT claims) with the current signing key and
+	// returns the compact JWS (header typ at+jwt) and the key's kid.
+	Sign(payload []byte) (token, kid string, err error)
+	// Verify checks token's signature against every key held (including
+	// retired and withdrawn ones) and returns its payload and kid.
+	Verify(token []byte) (payload []byte, kid string, err error)
+	// JWKS returns the public key set as JSON.
+	JWKS() []byte
+	// JWKSVersion changes whenever JWKS does; it is the JWKS ETag.
+	JWKSVersion() string
+	// Ready reports nil when a signing key is loaded.
+	Ready() error
+}
+
+// Server is the issuer's HTTP API. Create it with New, run its background
+// work with Run and serve with Serve (or mount App elsewhere).
+type Server struct {
+	cfg    Config
+	st     store.Store
+	keys   Keys
+	log    *slog.Logger
+	now    func() time.Time
+	issuer string
+
+	app     *fiber.App
+	feed    *revocationFeed
+	metrics *metrics
+	pool    *hashPool
+	limiter *failureLimiter
+	// dummyHash is compared against when a username is unknown, so that a
+	// missing user costs the same as a wrong password.
+	dummyHash []byte
+	// metadata is the RFC 8414 document, rendered once.
+	metadata []byte
+	// routes holds the registered route patterns: the only values of the
+	// route label of the request counter.
+	routes map[string]bool
+
+	keyRevocations keyRevocations
+	// proxies are the trusted proxies whose X-Forwarded-For is believed.
+	proxies []netip.Prefix
+
+	// ui is the web UI: embedded assets and browser sessions (ui.go).
+	ui *uiState
+}
+
+// New returns a Server over st and k. Zero fields of cfg take their
+// defaults; a setting that cannot work is an error.
+func New(cfg Config, st store.Store, k Keys) (*Server, error) {
+	if st == nil || k == nil {
+		return nil, errors.New("issuer: a store and keys are required")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := newDummyHash(cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		st:        st,
+		keys:      k,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		issuer:    cfg.PublicURL,
+		metrics:   m,
+		pool:      newHashPool(cfg.HashWorkers, m.hashWait),
+		limiter:   newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
+		dummyHash: dummy,
+		routes:    map[string]bool{},
+		proxies:   proxies,
+	}
+	s.metadata, err = json.Marshal(s.serverMetadata())
+	if err != nil {
+		return nil, fmt.Errorf("issuer: render metadata: %w", err)
+	}
+	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
+	if s.ui, err = newUIState(cfg); err != nil {
+		return nil, err
+	}
+	s.app = s.newApp()
+	return s, nil
+}
+
+func (s *Server) newApp() *fiber.App {
+	fc := fiber.Config{
+		AppName:               "signet",
+		DisableStartupMessage: true,
+		BodyLimit:             s.cfg.BodyLimit,
+		ReadTimeout:           s.cfg.ReadTimeout,
+		WriteTimeout:          s.cfg.WriteTimeout,
+		IdleTimeout:           s.cfg.IdleTimeout,
+		ErrorHandler:          s.handleError,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+		CaseSensitive:         true,
+		// c.IP() stays the connection's address; clientIP reads
+		// X-Forwarded-For from trusted proxies only, right to left.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          s.cfg.TrustedProxies,
+	}
+	app := fiber.New(fc)
+	app.Use(s.observe)
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace: true,
+		StackTraceHandler: func(c *fiber.Ctx, e any) {
+			s.log.Error("panic while serving a request", "method", c.Method(), "route", c.Route().Path, "panic", fmt.Sprint(e))
+		},
+	}))
+
+	s.mountUI(app) // before the API routes: its middleware wraps them
+
+	get := func(path string, h fiber.Handler) { s.routes[path] = true; app.Get(path, h) }
+	post := func(path string, h fiber.Handler) { s.routes[path] = true; app.Post(path, h) }
+	del := func(path string, h fiber.Handler) { s.routes[path] = true; app.Delete(path, h) }
+	put := func(path string, h fiber.Handler) { s.routes[path] = true; app.Put(path, h) }
+
+	get("/healthz", s.handleHealthz)
+	get("/readyz", s.handleReadyz)
+	get("/metrics", s.metrics.handler())
+	get("/.well-known/jwks.json", s.handleJWKS)
+	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+
+	post("/user-token", s.handleIssueUserToken)
+	get("/user-token", s.handleUserTokenInfo)
+
+	get("/tokens", s.handleListTokens)
+	post("/tokens", s.handleCreateToken)
+	get("/tokens/:id", s.handleGetToken)
+	del("/tokens/:id", s.handleDeleteToken)
+	post("/tokens/:id/regenerate", s.handleRegenerateToken)
+	post("/tokens/:id/copy", s.handleCopyToken)
+
+	get("/users", s.handleListUsers)
+	post("/users", s.handleCreateUser)
+	del("/users/:name", s.handleDeleteUser)
+	put("/users/:name/password", s.handleSetPassword)
+
+	get("/audit", s.handleAudit)
+
+	post("/revoke", s.handleRevoke)
+	post("/introspect", s.handleIntrospect)
+
+	for _, p := range []string{"/revocations", "/revocations/events", "/revocations/:id"} {
+		s.routes[p] = true
+	}
+	s.feed.register(app)
+	return app
+}
+
+// observe wraps every request: default security headers, error rendering
+// (so the status is known here) and the request counter.
+func (s *Server) observe(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("rendering an error failed", "err", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	route := c.Route().Path
+	if !s.routes[route] {
+		route = "unmatched"
+	}
+	s.metrics.requests.WithLabelValues(route, methodLabel(c.Method()), strconv.Itoa(c.Response().StatusCode())).Inc()
+	return nil
+}
+
+// methodLabel maps a request method to a constant string: c.Method() may
+// point into a reused buffer, and the label set must stay bounded.
+func methodLabel(m string) string {
+	for _, known := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+		fiber.MethodDelete, fiber.MethodPatch, fiber.MethodOptions} {
+		if m == known {
+			return known
+		}
+	}
+	return "other"
+}
+
+// App returns the Fiber application, for tests and for mounting.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers HTTP requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("issuer: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("issuer: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Run does the background work until ctx ends: it follows the revocation
+// log for the published list and prunes expired records. It returns nil
+// once every background loop has stopped.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.feed.run(ctx) })
+	wg.Go(func() { s.pruneLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// pruneLoop deletes expired token records (after PruneAfter) and expired
+// revocation entries every PruneInterval, and once at start.
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		s.prune(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) prune(ctx context.Context) {
+	now := s.now()
+	n, err := s.st.Prune(ctx, now, now.Add(-s.cfg.PruneAfter))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("pruning expired records failed", "err", err)
+	case err == nil && n > 0:
+		s.log.Info("pruned expired records", "rows", n)
+	}
+}

@@ -1,0 +1,197 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// formToken reads the form field token of RFC 7009 and RFC 7662 requests.
+func formToken(c *fiber.Ctx) (string, error) {
+	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
+	if !strings.HasPrefix(ct, fiber.MIMEApplicationForm) {
+		return "", errorf(ECodeInvalid, "Send the token as a form (Content-Type: application/x-www-form-urlencoded).")
+	}
+	token := c.FormValue("token")
+	if token == "" {
+		return "", errorf(ECodeInvalid, "The token form field is required.")
+	}
+	return token, nil
+}
+
+// handleRevoke serves POST /revoke (RFC 7009). Success, an already revoked
+// token and a token that is malformed or not ours all answer 200 with an
+// empty body (§2.2); a token the caller may not revoke answers 403.
+func (s *Server) handleRevoke(c *fiber.Ctx) error {
+	p, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	value, err := formToken(c)
+	if err != nil {
+		return err
+	}
+	pt, err := s.parseToken(c.UserContext(), value)
+	if err != nil {
+		if isInvalidToken(err) {
+			return revoked(c)
+		}
+		return err
+	}
+	if !visible(p, pt.rec) {
+		return errorf(ECodeForbidden, "Only the token's owner or an admin of its organization may revoke it.")
+	}
+	if pt.pruned {
+		return revoked(c) // long expired; nothing left to revoke
+	}
+	if err := s.revoke(c, p, pt.rec, "revoked by "+p.User.Username+" via /revoke"); err != nil {
+		return err
+	}
+	return revoked(c)
+}
+
+// introspection is the RFC 7662 answer for an active token.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Subject   string   `json:"sub"`
+	Username  string   `json:"username,omitempty"`
+	Org       string   `json:"org"`
+	Scope     string   `json:"scope"`
+	Expiry    int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	ID        string   `json:"jti"`
+	TokenID   string   `json:"token_id"`
+	TokenType string   `json:"token_type"`
+	Issuer    string   `json:"iss"`
+	Audience  []string `json:"aud,omitempty"`
+}
+
+// handleIntrospect serves POST /introspect (RFC 7662). Anything not active,
+// not ours, or not visible to the caller answers exactly {"active":false}.
+func (s *Server) handleIntrospect(c *fiber.Ctx) error {
+	p, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	value, err := formToken(c)
+	if err != nil {
+		return err
+	}
+	inactive := func() error { return c.JSON(fiber.Map{"active": false}) }
+	pt, err := s.parseToken(c.UserContext(), value)
+	if err != nil {
+		if isInvalidToken(err) {
+			return inactive()
+		}
+		return err
+	}
+	now := s.now()
+	cl := pt.claims
+	if pt.pruned || !visible(p, pt.rec) || !s.metadataOf(pt.rec, pt.state).Active || time.Unix(cl.NotBefore, 0).After(now) {
+		return inactive()
+	}
+	return c.JSON(introspection{
+		Active:    true,
+		Subject:   cl.Subject,
+		Username:  pt.rec.Owner,
+		Org:       cl.Org,
+		Scope:     cl.Scope,
+		Expiry:    cl.Expiry,
+		IssuedAt:  cl.IssuedAt,
+		NotBefore: cl.NotBefore,
+		ID:        cl.ID,
+		TokenID:   cl.ID,
+		TokenType: cl.TokenType,
+		Issuer:    cl.Issuer,
+		Audience:  cl.Audience,
+	})
+}
+
+// handleJWKS serves the public keys, cacheable for five minutes and
+// revalidated by ETag.
+func (s *Server) handleJWKS(c *fiber.Ctx) error {
+	etag := `"` + s.keys.JWKSVersion() + `"`
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	c.Set(fiber.HeaderETag, etag)
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(s.keys.JWKS())
+}
+
+// serverMetadata is the RFC 8414 document.
+func (s *Server) serverMetadata() map[string]any {
+	u := s.issuer
+	return map[string]any{
+		"issuer":                 u,
+		"jwks_uri":               u + "/.well-known/jwks.json",
+		"revocation_endpoint":    u + "/revoke",
+		"introspection_endpoint": u + "/introspect",
+		"revocation_list_uri":    u + "/revocations",
+		"revocation_events_uri":  u + "/revocations/events",
+		"user_token_endpoint":    u + "/user-token",
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
+		"response_types_supported":                      []string{},
+		"grant_types_supported":                         []string{},
+	}
+}
+
+func (s *Server) handleMetadata(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(s.metadata)
+}
+
+func (s *Server) handleHealthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyTimeout bounds the readiness checks.
+const readyTimeout = 2 * time.Second
+
+// handleReadyz reports whether the store answers, a signing key is loaded
+// and the revocation list is loaded: 200, or 503 naming what is not ready
+// (the reasons themselves go to the log).
+func (s *Server) handleReadyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
+	defer cancel()
+	checks := map[string]string{}
+	ready := true
+	check := func(name string, err error) {
+		if err != nil {
+			ready = false
+			checks[name] = "unavailable"
+			s.log.Warn("not ready", "check", name, "err", err)
+			return
+		}
+		checks[name] = "ok"
+	}
+	check("store", s.st.Ping(ctx))
+	check("keys", s.keys.Ready())
+	check("revocations", s.feed.ready())
+	if !ready {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
+}
+
+// isInvalidToken reports whether err says a token value is malformed or
+// not ours.
+func isInvalidToken(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == ECodeInvalidToken
+}
+
+// revoked answers a revocation request: 200 with an empty body (RFC 7009
+// §2.2).
+func revoked(c *fiber.Ctx) error {
+	c.Status(fiber.StatusOK)
+	c.Response().ResetBody()
+	return nil
+}

@@ -1,0 +1,306 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signet-auth/signet/store"
+)
+
+// Time layouts of responses.
+const (
+	// expireTimeLayout is the contract's expire_time: UTC, no zone.
+	expireTimeLayout = "2006-01-02 15:04:05"
+	// maxTokenLen bounds the token values this issuer parses; its own are
+	// far shorter (RS256 tokens are about 700 bytes).
+	maxTokenLen = 8 << 10
+)
+
+// claims is the payload of every token this issuer signs.
+type claims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  audience `json:"aud,omitempty"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	Expiry    int64    `json:"exp"`
+	ID        string   `json:"jti"`
+	Org       string   `json:"org"`
+	TokenType string   `json:"token_type"`
+	Scope     string   `json:"scope"`
+}
+
+// audience is the aud claim: written as an array, read as a string or an
+// array (RFC 7519 §4.1.3 allows both).
+type audience []string
+
+// UnmarshalJSON accepts a single string or an array of strings.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	*a = l
+	return nil
+}
+
+// grant is what a new token is made of.
+type grant struct {
+	Type        store.TokenType
+	Owner       string // username for personal tokens, "" for administrative
+	Org         string
+	Name        string
+	Description string
+	Scopes      []string
+	CreatedBy   string
+	Lifetime    time.Duration
+	ParentID    string
+}
+
+// tokenIDEncoding spells token ids in lower-case base32: URL-safe, selectable
+// with a double click, and never starting with "-" (which a command line
+// would take for a flag).
+var tokenIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newTokenID returns 128 random bits as 26 lower-case base32 characters.
+func newTokenID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("token id: %w", err)
+	}
+	return strings.ToLower(tokenIDEncoding.EncodeToString(b[:])), nil
+}
+
+// mint signs a token for g issued at now and returns its value and record;
+// nothing is stored yet.
+func (s *Server) mint(g grant, now time.Time) (string, store.TokenRecord, error) {
+	id, err := newTokenID()
+	if err != nil {
+		return "", store.TokenRecord{}, err
+	}
+	now = now.UTC().Truncate(time.Second)
+	exp := now.Add(g.Lifetime)
+	subject := g.Owner
+	if g.Type == store.TokenAdministrative {
+		subject = "token:" + id
+	}
+	scopes := g.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	payload, err := json.Marshal(claims{
+		Issuer:    s.issuer,
+		Subject:   subject,
+		Audience:  audience(s.cfg.Audience),
+		IssuedAt:  now.Unix(),
+		NotBefore: now.Unix(),
+		Expiry:    exp.Unix(),
+		ID:        id,
+		Org:       g.Org,
+		TokenType: string(g.Type),
+		Scope:     strings.Join(scopes, " "),
+	})
+	if err != nil {
+		return "", store.TokenRecord{}, fmt.Errorf("encode claims: %w", err)
+	}
+	value, kid, err := s.keys.Sign(payload)
+	if err != nil {
+		return "", store.TokenRecord{}, fmt.Errorf("sign token: %w", err)
+	}
+	return value, store.TokenRecord{
+		ID:          id,
+		Name:        g.Name,
+		Description: g.Description,
+		Type:        g.Type,
+		Owner:       g.Owner,
+		Org:         g.Org,
+		Subject:     subject,
+		Scopes:      scopes,
+		CreatedBy:   g.CreatedBy,
+		KeyID:       kid,
+		IssuedAt:    now,
+		ExpiresAt:   exp,
+		Lifetime:    g.Lifetime,
+		ParentID:    g.ParentID,
+	}, nil
+}
+
+// issue signs a token for g and records it before returning it: a token
+// this issuer does not know of never leaves it.
+func (s *Server) issue(ctx context.Context, g grant) (string, store.TokenRecord, error) {
+	value, rec, err := s.mint(g, s.now())
+	if err != nil {
+		return "", store.TokenRecord{}, err
+	}
+	if err := s.st.CreateToken(ctx, rec); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return "", store.TokenRecord{}, errorf(ECodeConflict, "A live token named %q already exists; choose another name or revoke that one.", rec.Name)
+		}
+		return "", store.TokenRecord{}, fmt.Errorf("record token: %w", err)
+	}
+	s.metrics.tokensIssued.WithLabelValues(string(rec.Type)).Inc()
+	return value, rec, nil
+}
+
+// tokenMetadata is how a token is shown; never with its value.
+type tokenMetadata struct {
+	TokenID      string   `json:"token_id"`
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	Type         string   `json:"type"`
+	User         string   `json:"user"`
+	Organization string   `json:"organization_name"`
+	Scopes       []string `json:"scopes"`
+	CreatedBy    string   `json:"created_by"`
+	IssuedAt     string   `json:"issued_at"`
+	ExpiresAt    string   `json:"expires_at"`
+	ExpireTime   string   `json:"expire_time"`
+	Active       bool     `json:"active"`
+	Revoked      bool     `json:"revoked"`
+	RevokedAt    *string  `json:"revoked_at"`
+	Expired      bool     `json:"expired"`
+	ReplacedBy   string   `json:"replaced_by"`
+	ParentID     string   `json:"parent_id"`
+}
+
+// tokenState is what a token record alone does not say: whether its
+// signing key was withdrawn.
+type tokenState struct {
+	keyRevoked bool
+}
+
+func (s *Server) metadataOf(r store.TokenRecord, st tokenState) tokenMetadata {
+	now := s.now()
+	expired := !now.Before(r.ExpiresAt)
+	revoked := r.RevokedAt != nil || st.keyRevoked
+	m := tokenMetadata{
+		TokenID:      r.ID,
+		Name:         r.Name,
+		Description:  r.Description,
+		Type:         string(r.Type),
+		User:         r.Owner,
+		Organization: r.Org,
+		Scopes:       r.Scopes,
+		CreatedBy:    r.CreatedBy,
+		IssuedAt:     r.IssuedAt.UTC().Format(time.RFC3339),
+		ExpiresAt:    r.ExpiresAt.UTC().Format(time.RFC3339),
+		ExpireTime:   r.ExpiresAt.UTC().Format(expireTimeLayout),
+		Active:       !expired && !revoked,
+		Revoked:      revoked,
+		Expired:      expired,
+		ReplacedBy:   r.ReplacedBy,
+		ParentID:     r.ParentID,
+	}
+	if m.Scopes == nil {
+		m.Scopes = []string{}
+	}
+	if r.RevokedAt != nil {
+		t := r.RevokedAt.UTC().Format(time.RFC3339)
+		m.RevokedAt = &t
+	}
+	return m
+}
+
+// visible reports whether p may see and manage r: org admins every token of
+// their org, members their own personal tokens.
+func visible(p *principal, r store.TokenRecord) bool {
+	if r.Org != p.User.Org {
+		return false
+	}
+	return p.isAdmin() || (r.Type == store.TokenPersonal && r.Owner == p.User.Username)
+}
+
+// mayCreate refuses members when personal tokens are turned off.
+func (s *Server) mayCreate(p *principal) error {
+	if !s.cfg.PersonalTokens && !p.isAdmin() {
+		return errorf(ECodeForbidden, "Personal tokens are turned off here; only organization admins create tokens.")
+	}
+	return nil
+}
+
+// parsedToken is a token value this issuer signed, with its record.
+type parsedToken struct {
+	claims claims
+	kid    string
+	rec    store.TokenRecord
+	state  tokenState
+	// pruned is true when the record is gone (long expired) and rec was
+	// rebuilt from the claims.
+	pruned bool
+}
+
+var errNotOurToken = errorf(ECodeInvalidToken, "The token is malformed or was not issued by this issuer.")
+
+// parseToken checks a token value's signature and finds its record. A
+// value that is malformed, tampered with, signed by another issuer, or
+// unknown to the store while unexpired is errNotOurToken.
+func (s *Server) parseToken(ctx context.Context, value string) (*parsedToken, error) {
+	if value == "" || len(value) > maxTokenLen {
+		return nil, errNotOurToken
+	}
+	payload, kid, err := s.keys.Verify([]byte(value))
+	if err != nil {
+		return nil, errNotOurToken
+	}
+	var cl claims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&cl); err != nil || cl.ID == "" || cl.Issuer != s.issuer {
+		return nil, errNotOurToken
+	}
+	pt := &parsedToken{claims: cl, kid: kid}
+	rec, err := s.st.GetToken(ctx, cl.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Records are pruned some time after expiry; an unexpired token
+		// without one was not issued by this deployment.
+		if time.Unix(cl.Expiry, 0).After(s.now()) {
+			return nil, errNotOurToken
+		}
+		rec = recordFromClaims(cl, kid)
+		pt.pruned = true
+	case err != nil:
+		return nil, fmt.Errorf("look up token: %w", err)
+	case rec.Org != cl.Org || rec.Subject != cl.Subject:
+		return nil, errNotOurToken
+	}
+	pt.rec = rec
+	revoked, err := s.keyRevocations.revoked(ctx, s.st, kid, s.now())
+	if err != nil {
+		return nil, err
+	}
+	pt.state.keyRevoked = revoked
+	return pt, nil
+}
+
+// recordFromClaims rebuilds what a pruned record said from the claims.
+func recordFromClaims(cl claims, kid string) store.TokenRecord {
+	r := store.TokenRecord{
+		ID:        cl.ID,
+		Type:      store.TokenType(cl.TokenType),
+		Org:       cl.Org,
+		Subject:   cl.Subject,
+		KeyID:     kid,
+		IssuedAt:  time.Unix(cl.IssuedAt, 0).UTC(),
+		ExpiresAt: time.Unix(cl.Expiry, 0).UTC(),
+		Scopes:    strings.Fields(cl.Scope),
+	}
+	if r.Type == store.TokenPersonal {
+		r.Owner = cl.Subject
+	}
+	return r
+}
