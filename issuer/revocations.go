@@ -86,10 +86,11 @@ type revocationFeed struct {
 	log *slog.Logger
 	now func() time.Time
 
-	nudge      chan struct{}
-	stopped    chan struct{} // closed when run returns; ends SSE streams
-	maxStreams int64
-	streams    atomic.Int64
+	nudge       chan struct{}
+	watchWarned bool          // only run's goroutine touches it
+	stopped     chan struct{} // closed when run returns; ends SSE streams
+	maxStreams  int64
+	streams     atomic.Int64
 
 	mu      sync.RWMutex
 	entries []revocation.Entry // live entries, ordered by Seq
@@ -221,11 +222,13 @@ func (f *revocationFeed) watch(ctx context.Context) <-chan struct{} {
 	}
 	ch, err := w.WatchRevocations(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			f.log.Warn("revocation feed: watching the store failed; polling only", "err", err)
+		if ctx.Err() == nil && !f.watchWarned {
+			f.log.Warn("revocation feed: watching the store failed; polling until it works", "err", err)
+			f.watchWarned = true
 		}
 		return nil
 	}
+	f.watchWarned = false
 	return ch
 }
 
@@ -256,10 +259,12 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 	if err == nil {
 		var recs []store.Revocation
 		if recs, err = f.st.ListRevocations(ctx, 0, now); err == nil {
+			// One critical section: nobody may see "loaded" before the
+			// entries and version are in place.
 			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.loaded, f.loadErr, f.pruned = true, nil, now
-			f.mu.Unlock()
-			f.append(recs, uint64(max(state.Latest, 0)))
+			f.appendLocked(recs, uint64(max(state.Latest, 0)))
 			return nil
 		}
 	}
@@ -275,6 +280,10 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 func (f *revocationFeed) append(recs []store.Revocation, floor uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.appendLocked(recs, floor)
+}
+
+func (f *revocationFeed) appendLocked(recs []store.Revocation, floor uint64) {
 	grew := false
 	for _, r := range recs {
 		e, ok := entryOf(r)
@@ -311,15 +320,15 @@ func (f *revocationFeed) prune(now time.Time) {
 	f.pruned = now
 	live := make([]revocation.Entry, 0, len(f.entries))
 	for _, e := range f.entries {
-		if live0(e, now) {
+		if liveAt(e, now) {
 			live = append(live, e)
 		}
 	}
 	f.entries = live
 }
 
-// live0 reports whether e still matters at now.
-func live0(e revocation.Entry, now time.Time) bool {
+// liveAt reports whether e still matters at now.
+func liveAt(e revocation.Entry, now time.Time) bool {
 	return e.ExpiresAt.IsZero() || e.ExpiresAt.After(now)
 }
 
@@ -420,7 +429,7 @@ func (f *revocationFeed) serveDelta(c *fiber.Ctx, since uint64) error {
 	now := f.now()
 	d := revocation.Delta{From: since, Version: version, Entries: []revocation.Entry{}}
 	for _, e := range after(entries, since) {
-		if live0(e, now) {
+		if liveAt(e, now) {
 			d.Entries = append(d.Entries, e)
 		}
 	}
@@ -500,7 +509,7 @@ func (f *revocationFeed) handleOne(c *fiber.Ctx) error {
 		return fmt.Errorf("look up revocation of token %s: %w", id, err)
 	}
 	e, ok := entryOf(rev)
-	if !ok || e.Kind != revocation.KindToken || !live0(e, f.now()) {
+	if !ok || e.Kind != revocation.KindToken || !liveAt(e, f.now()) {
 		return errorf(ECodeNotFound, "That token id is not on the revocation list.")
 	}
 	c.Set(fiber.HeaderCacheControl, "no-cache")
@@ -639,7 +648,7 @@ func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
 	now := s.feed.now()
 	for _, e := range entries {
 		s.last = e.Seq
-		if !live0(e, now) {
+		if !liveAt(e, now) {
 			continue
 		}
 		data, err := json.Marshal(e)

@@ -1,0 +1,342 @@
+// Command propagation measures how fast a revocation reaches verifiers: it
+// starts one signet issuer on a free loopback port, starts verifiers
+// (in-process verifier.New instances, each with its own HTTP client and
+// event stream), issues tokens, revokes them one by one with
+// DELETE /tokens/{id}, and for each measures the time until every verifier
+// refuses the token.
+//
+//	go build -o bin/signet ./cmd/signet
+//	go run ./scripts/propagation -signet ./bin/signet
+//
+// It prints p50/p99/max and whether every revocation reached every
+// verifier within one second. Everything runs on 127.0.0.1, in a
+// temporary directory, within -timeout; the issuer is stopped at the end.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signet-auth/signet/verifier"
+)
+
+const (
+	user     = "loadtest"
+	password = "propagation-password"
+)
+
+type options struct {
+	signet    string
+	tokens    int
+	verifiers int
+	timeout   time.Duration
+	perToken  time.Duration
+	sse       bool
+	keep      bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.signet, "signet", "./bin/signet", "path to the signet binary")
+	flag.IntVar(&o.tokens, "n", 100, "tokens to issue and revoke")
+	flag.IntVar(&o.verifiers, "verifiers", 20, "verifiers to start")
+	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run")
+	flag.DurationVar(&o.perToken, "per-token", 5*time.Second, "how long to wait for one revocation to reach every verifier")
+	flag.BoolVar(&o.sse, "sse", true, "verifiers follow the event stream (false: poll only)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, database, issuer log)")
+	flag.Parse()
+	if o.tokens < 1 || o.verifiers < 1 {
+		fmt.Fprintln(os.Stderr, "propagation: -n and -verifiers must be positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "propagation:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	bin, err := filepath.Abs(o.signet)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("signet binary: %w (build it: go build -o bin/signet ./cmd/signet)", err)
+	}
+	dir, err := os.MkdirTemp("", "signet-propagation-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("working directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`server:
+  listen: "127.0.0.1:%d"
+  public_url: %q
+store:
+  driver: sqlite
+  dsn: %q
+keys:
+  dir: %q
+security:
+  bcrypt_cost: 4
+log:
+  level: warn
+`, port, base, filepath.Join(dir, "signet.db"), filepath.Join(dir, "keys"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+
+	add := exec.CommandContext(ctx, bin, "user", "add", user, "--org", "load", "--role", "admin",
+		"--email", "load@example.com", "--password-stdin", "--config", cfgPath)
+	add.Stdin = strings.NewReader(password + "\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		return fmt.Errorf("signet user add: %w: %s", err, out)
+	}
+
+	logFile, err := os.Create(filepath.Join(dir, "issuer.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	srv := exec.Command(bin, "serve", "--config", cfgPath)
+	srv.Stdout, srv.Stderr = logFile, logFile
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start issuer: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
+	defer stopIssuer(srv, exited)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	if err := waitReady(ctx, client, base, exited); err != nil {
+		return err
+	}
+	fmt.Printf("issuer %s ready (pid %d)\n", base, srv.Process.Pid)
+
+	vs := make([]*verifier.Verifier, o.verifiers)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range vs {
+		v, err := verifier.New(ctx, verifier.Config{
+			IssuerURL:  base,
+			HTTPClient: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
+			DisableSSE: !o.sse,
+			Logger:     quiet,
+		})
+		if err != nil {
+			return fmt.Errorf("verifier %d: %w", i, err)
+		}
+		defer v.Close()
+		vs[i] = v
+	}
+	mode := "event stream"
+	if !o.sse {
+		mode = "polling"
+	}
+	fmt.Printf("%d verifiers started (%s)\n", len(vs), mode)
+
+	type issued struct{ token, id string }
+	toks := make([]issued, o.tokens)
+	for i := range toks {
+		tok, id, err := issueToken(ctx, client, base)
+		if err != nil {
+			return fmt.Errorf("token %d: %w", i, err)
+		}
+		toks[i] = issued{tok, id}
+		for j, v := range vs {
+			if _, err := v.Verify(ctx, tok); err != nil {
+				return fmt.Errorf("verifier %d refuses fresh token %d: %w", j, i, err)
+			}
+		}
+	}
+	fmt.Printf("%d tokens issued and verified by every verifier\n", len(toks))
+
+	var fromSend, fromAck []time.Duration
+	for i, t := range toks {
+		sent := time.Now()
+		if err := revoke(ctx, client, base, t.id); err != nil {
+			return fmt.Errorf("revoke token %d: %w", i, err)
+		}
+		acked := time.Now()
+		last, err := waitRefused(ctx, vs, t.token, sent.Add(o.perToken))
+		if err != nil {
+			return fmt.Errorf("token %d: %w", i, err)
+		}
+		fromSend = append(fromSend, last.Sub(sent))
+		fromAck = append(fromAck, max(0, last.Sub(acked)))
+	}
+
+	report("from DELETE sent", fromSend)
+	report("from 204 received", fromAck)
+	within := slices.Max(fromSend) <= time.Second
+	fmt.Printf("revocations: %d, verifiers: %d\nall within 1s: %v\n", len(toks), len(vs), within)
+	return nil
+}
+
+func report(label string, ds []time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	pct := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	fmt.Printf("until all verifiers refuse, %-18s p50 %-10s p99 %-10s max %s\n", label+":",
+		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), s[len(s)-1].Round(10*time.Microsecond))
+}
+
+// waitRefused polls every verifier until each refuses token as revoked and
+// returns when the last one did.
+func waitRefused(ctx context.Context, vs []*verifier.Verifier, token string, deadline time.Time) (time.Time, error) {
+	var mu sync.Mutex
+	var last time.Time
+	var firstErr error
+	var wg sync.WaitGroup
+	for i, v := range vs {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				_, err := v.Verify(ctx, token)
+				if errors.Is(err, verifier.ErrRevoked) {
+					now := time.Now()
+					mu.Lock()
+					if now.After(last) {
+						last = now
+					}
+					mu.Unlock()
+					return
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, fmt.Errorf("verifier %d: unexpected error: %w", i, err))
+					mu.Unlock()
+					return
+				}
+				// A short pause keeps 20 pollers from starving the issuer
+				// of the machine's cores; it bounds resolution at ~0.1ms.
+				time.Sleep(100 * time.Microsecond)
+			}
+			mu.Lock()
+			firstErr = cmpErr(firstErr, fmt.Errorf("verifier %d still accepts the token at the deadline", i))
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return last, firstErr
+}
+
+func cmpErr(have, next error) error {
+	if have != nil {
+		return have
+	}
+	return next
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitReady(ctx context.Context, client *http.Client, base string, exited <-chan struct{}) error {
+	for range 300 {
+		select {
+		case <-exited:
+			return errors.New("issuer exited before it was ready (see its log with -keep)")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+	}
+	return errors.New("issuer not ready after 15s")
+}
+
+func issueToken(ctx context.Context, client *http.Client, base string) (token, id string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/user-token", bytes.NewReader(nil))
+	if err != nil {
+		return "", "", err
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return "", "", fmt.Errorf("POST /user-token: %d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Token string `json:"user-token"`
+		ID    string `json:"token_id"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.Token == "" || out.ID == "" {
+		return "", "", fmt.Errorf("POST /user-token: unexpected answer (%v)", err)
+	}
+	return out.Token, out.ID, nil
+}
+
+func revoke(ctx context.Context, client *http.Client, base, id string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, base+"/tokens/"+id, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("DELETE /tokens/%s: status %d", id, resp.StatusCode)
+	}
+	return nil
+}
+
+// stopIssuer asks the issuer to shut down gracefully and kills it if it
+// does not within 10s.
+func stopIssuer(srv *exec.Cmd, exited <-chan struct{}) {
+	_ = srv.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = srv.Process.Kill()
+		<-exited
+	}
+}

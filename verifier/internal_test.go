@@ -1,0 +1,186 @@
+package verifier
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+func TestParseClaimsJSON(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr bool
+		check   func(c *Claims) string
+	}{
+		{"escapes in values and keys", `{"\u0069ss":"a\/b\u00e9\ud83d\ude00","exp":1,"jti":"j"}`, false, func(c *Claims) string {
+			if c.Issuer != "a/bé😀" {
+				return fmt.Sprintf("iss %q", c.Issuer)
+			}
+			return ""
+		}},
+		{"unknown members of every shape", `{"x":{"a":[1,2,{"b":null}]},"y":[true,false],"z":-1.5e3,"iss":"i","exp":2,"jti":"j"}`, false, nil},
+		{"aud array and whitespace", " {\n\t\"aud\" : [ \"a\" , \"b\" ] ,\"iss\":\"i\",\"exp\":2,\"jti\":\"j\"} ", false, func(c *Claims) string {
+			if len(c.Audience) != 2 || c.Audience[1] != "b" {
+				return fmt.Sprintf("aud %v", c.Audience)
+			}
+			return ""
+		}},
+		{"fractional exp", `{"iss":"i","exp":1.5,"jti":"j"}`, false, func(c *Claims) string {
+			if !c.Expiry.Equal(time.Unix(1, 5e8)) {
+				return fmt.Sprintf("exp %s", c.Expiry)
+			}
+			return ""
+		}},
+		{"scope split", `{"iss":"i","exp":1,"jti":"j","scope":" a  b "}`, false, func(c *Claims) string {
+			if strings.Join(c.Scopes, ",") != "a,b" {
+				return fmt.Sprintf("scopes %q", c.Scopes)
+			}
+			return ""
+		}},
+		{"case differs is another member", `{"ISS":"evil","iss":"i","exp":1,"jti":"j"}`, false, func(c *Claims) string {
+			if c.Issuer != "i" {
+				return fmt.Sprintf("iss %q", c.Issuer)
+			}
+			return ""
+		}},
+		{"negative exp", `{"iss":"i","exp":-1,"jti":"j"}`, true, nil},
+		{"huge exp", `{"iss":"i","exp":1e300,"jti":"j"}`, true, nil},
+		{"exp string", `{"iss":"i","exp":"1","jti":"j"}`, true, nil},
+		{"lone surrogate", `{"iss":"\ud800","exp":1,"jti":"j"}`, true, nil},
+		{"invalid utf-8", "{\"iss\":\"\xff\",\"exp\":1,\"jti\":\"j\"}", true, nil},
+		{"control character", "{\"iss\":\"a\nb\",\"exp\":1,\"jti\":\"j\"}", true, nil},
+		{"bad escape", `{"iss":"\x","exp":1,"jti":"j"}`, true, nil},
+		{"leading zero", `{"iss":"i","exp":01,"jti":"j"}`, true, nil},
+		{"trailing comma", `{"iss":"i","exp":1,"jti":"j",}`, true, nil},
+		{"deep nesting", `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `,"iss":"i","exp":1,"jti":"j"}`, true, nil},
+		{"unterminated", `{"iss":"i","exp":1,"jti":"j"`, true, nil},
+		{"bare literal", `{"x":nul,"iss":"i","exp":1,"jti":"j"}`, true, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Claims
+			err := parseClaims([]byte(tc.in), &c)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseClaims: got %v, want error %v", err, tc.wantErr)
+			}
+			if tc.check != nil {
+				if msg := tc.check(&c); msg != "" {
+					t.Errorf("got %s", msg)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParseToken: parsing never panics, and whatever header and claims it
+// accepts are valid JSON.
+func FuzzParseToken(f *testing.F) {
+	f.Add(`eyJhbGciOiJFZERTQSIsImtpZCI6ImsiLCJ0eXAiOiJhdCtqd3QifQ.eyJpc3MiOiJpIiwiZXhwIjoxLCJqdGkiOiJqIn0.c2ln`)
+	f.Add(`a.b.c`)
+	f.Add(`..`)
+	f.Fuzz(func(t *testing.T, tok string) {
+		var p parsedToken
+		defer p.release()
+		_ = parseToken(tok, &p)
+	})
+}
+
+func FuzzParseJSON(f *testing.F) {
+	f.Add([]byte(`{"iss":"i","exp":1,"jti":"j","aud":["a"],"x":{"y":[1,null]}}`))
+	f.Add([]byte(`{"alg":"EdDSA","kid":"k","typ":"at+jwt"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c Claims
+		if parseClaims(b, &c) == nil && !json.Valid(b) {
+			t.Fatalf("claims accepted invalid JSON %q", b)
+		}
+		var h header
+		if parseHeader(b, &h) == nil && !json.Valid(b) {
+			t.Fatalf("header accepted invalid JSON %q", b)
+		}
+	})
+}
+
+func TestTokenCacheBounded(t *testing.T) {
+	tests := []struct{ size, puts int }{{32, 10}, {32, 1000}, {1, 50}, {1000, 5000}}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("size %d, %d puts", tc.size, tc.puts), func(t *testing.T) {
+			c := newTokenCache(tc.size)
+			for i := range tc.puts {
+				c.put(fmt.Sprintf("token-%d-xyzabcde", i), &cacheEntry{claims: &Claims{}})
+			}
+			n := 0
+			for i := range c.shards {
+				n += len(c.shards[i].cur) + len(c.shards[i].old)
+			}
+			limit := max(tc.size, 2*cacheShards)
+			if n > limit {
+				t.Errorf("entries: got %d, want at most %d", n, limit)
+			}
+			last := fmt.Sprintf("token-%d-xyzabcde", tc.puts-1)
+			if c.get(last) == nil {
+				t.Errorf("most recent token: got miss, want hit")
+			}
+		})
+	}
+}
+
+func TestParseJWKSSkipsUnusableKeys(t *testing.T) {
+	jwkJSON := func(raw any, set map[string]any) json.RawMessage {
+		t.Helper()
+		k, err := jwk.FromRaw(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range set {
+			if err := k.Set(name, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := json.Marshal(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	smallRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
+	keys := []json.RawMessage{
+		jwkJSON(edPub, map[string]any{"kid": "good", "alg": "EdDSA", "use": "sig"}),
+		jwkJSON(edPub, map[string]any{"kid": "no-alg"}),
+		jwkJSON([]byte("secret-secret-secret"), map[string]any{"kid": "oct"}),
+		jwkJSON(edPub, map[string]any{"kid": "wrong-alg", "alg": "ES256"}),
+		jwkJSON(edPub, map[string]any{"kid": "enc", "use": "enc"}),
+		jwkJSON(edPub, map[string]any{"alg": "EdDSA"}),
+		jwkJSON(&ecKey.PublicKey, map[string]any{"kid": "p384"}),
+		jwkJSON(&smallRSA.PublicKey, map[string]any{"kid": "rsa1024"}),
+		jwkJSON(edPub, map[string]any{"kid": "dup"}),
+		jwkJSON(edPub, map[string]any{"kid": "dup"}),
+		json.RawMessage(`{"kty":"OKP","crv":"Ed25519","kid":"broken","x":"!!"}`),
+	}
+	body, _ := json.Marshal(map[string]any{"keys": keys})
+	got, skipped, err := parseJWKS(body)
+	if err != nil {
+		t.Fatalf("parseJWKS: %v", err)
+	}
+	if len(got) != 2 || got["good"] == nil || got["no-alg"] == nil || got["good"].alg != algEdDSA {
+		t.Errorf("usable keys: got %v, want good and no-alg (EdDSA)", got)
+	}
+	// Both "dup" keys are dropped; the second one is the one reported.
+	if len(skipped) != len(keys)-3 {
+		t.Errorf("skipped: got %d (%q), want %d", len(skipped), skipped, len(keys)-3)
+	}
+	if _, _, err := parseJWKS([]byte(`{"keys":`)); err == nil {
+		t.Error("truncated JWKS: got nil error, want one")
+	}
+}
