@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-auth/signet/keys"
+)
+
+func (c *cli) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage signing keys (a running issuer follows changes without a restart)",
+	}
+	cmd.AddCommand(c.keysListCommand(), c.keysRotateCommand(), c.keysRevokeCommand())
+	return cmd
+}
+
+func (c *cli) keysListCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List keys with their state (next, signing, retired, revoked) and dates",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+			if err != nil {
+				return err
+			}
+			c.printKeys(kr.List())
+			return nil
+		},
+	}
+	addStoreFlags(cmd)
+	return cmd
+}
+
+func (c *cli) printKeys(list []keys.KeyInfo) {
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRED\tREVOKED\tPUBLISHED UNTIL")
+	for _, k := range list {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
+			fmtTime(k.CreatedAt), fmtTime(k.SignFrom), fmtTimePtr(k.RetiredAt), fmtTimePtr(k.RevokedAt), fmtTimePtr(k.PublishedUntil))
+	}
+	_ = w.Flush()
+}
+
+func (c *cli) keysRotateCommand() *cobra.Command {
+	var now bool
+	cmd := &cobra.Command{
+		Use:   "rotate [--now]",
+		Short: "Add a new key: published at once, signing after keys.publish_delay (or at once with --now)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+			if err != nil {
+				return err
+			}
+			k, err := kr.Rotate(now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "new key %s (%s), signing from %s\n", k.ID, k.Algorithm, fmtTime(k.SignFrom))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&now, "now", false, "sign with the new key at once (after a compromise)")
+	addStoreFlags(cmd)
+	return cmd
+}
+
+func (c *cli) keysRevokeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "revoke KID",
+		Short: "Withdraw a leaked key: gone from the JWKS at once, and every token it signed is revoked",
+		Args:  exactArgs(1, "the key id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := c.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+			if err != nil {
+				return err
+			}
+			if !hasKey(kr.List(), args[0]) {
+				return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
+			}
+			st, err := openStore(cmd.Context(), cfg.Store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			// The store entry first: once it is durable every verifier
+			// refuses the key's tokens, even if the file change below fails.
+			now := time.Now().UTC()
+			if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
+				return fmt.Errorf("record key revocation: %w", err)
+			}
+			k, err := kr.Revoke(args[0])
+			if err != nil {
+				return err
+			}
+			auditCLI(cmd, st, "", "key.revoke", k.ID, "")
+			fmt.Fprintf(c.stdout, "revoked key %s; tokens it signed no longer verify\n", k.ID)
+			return nil
+		},
+	}
+	addStoreFlags(cmd)
+	return cmd
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmtTime(*t)
+}
+
+func hasKey(list []keys.KeyInfo, kid string) bool {
+	for _, k := range list {
+		if k.ID == kid {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-auth/signet/config"
+)
+
+// cli holds what every subcommand shares: the streams and the --config flag.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	configPath     string
+	root           *cobra.Command
+}
+
+// usageError marks mistakes in the command line itself (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func isUsageError(err error) bool {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return true
+	}
+	// cobra's own argument and flag errors.
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.HasPrefix(msg, "unknown shorthand flag") || strings.Contains(msg, "flag needs an argument") ||
+		strings.HasPrefix(msg, "accepts ") || strings.HasPrefix(msg, "requires at least") ||
+		strings.HasPrefix(msg, "required flag") || strings.HasPrefix(msg, "invalid argument")
+}
+
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "signet",
+		Short:         "Issue signed access tokens and verify them offline",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (default ./config.yaml when present)")
+	c.root = root
+	root.AddCommand(c.serveCommand(), c.userCommand(), c.keysCommand(), c.tokenCommand(), c.verifyCommand())
+	return root
+}
+
+// flagBindings maps config keys to the flags that override them.
+var flagBindings = map[string]string{
+	"server.listen":     "listen",
+	"server.public_url": "public-url",
+	"store.driver":      "store-driver",
+	"store.dsn":         "store-dsn",
+	"keys.dir":          "keys-dir",
+	"log.level":         "log-level",
+}
+
+// loadConfig reads the configuration for cmd: file, SIGNET_* environment,
+// then the command's flags.
+func (c *cli) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(c.configPath, cmd.Flags(), flagBindings)
+	if err != nil {
+		return config.Config{}, err
+	}
+	return cfg, nil
+}
+
+// addStoreFlags adds the flags that every offline command shares.
+func addStoreFlags(cmd *cobra.Command) {
+	cmd.Flags().String("store-driver", "", "store driver: sqlite or postgres (overrides store.driver)")
+	cmd.Flags().String("store-dsn", "", "store DSN: a file for sqlite, a URL for postgres (overrides store.dsn)")
+	cmd.Flags().String("keys-dir", "", "directory of signing keys (overrides keys.dir)")
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Sprintf("want %s, got %d argument(s)", what, len(args))}
+		}
+		return nil
+	}
+}

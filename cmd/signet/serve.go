@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/issuer"
+	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/store/postgres"
+	"github.com/signet-auth/signet/store/sqlite"
+)
+
+func (c *cli) serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the issuer",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			m := &Main{Config: cfg, Logger: newLogger(cfg.Log, c.stderr)}
+			// Libraries that log through slog's default (the PostgreSQL
+			// watcher) share the server's format and level.
+			slog.SetDefault(m.Logger)
+			if err := m.Run(cmd.Context()); err != nil {
+				m.Close()
+				return err
+			}
+			select {
+			case <-cmd.Context().Done():
+			case err = <-m.errc:
+			}
+			m.Logger.Info("shutting down")
+			if cerr := m.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+	cmd.Flags().String("listen", "", "listen address (overrides server.listen)")
+	cmd.Flags().String("public-url", "", "public URL, the iss claim (overrides server.public_url)")
+	cmd.Flags().String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	addStoreFlags(cmd)
+	return cmd
+}
+
+// Main is the running issuer: the shape of WTF Dial's cmd/wtfd. Run opens
+// everything and starts serving; Close shuts down gracefully.
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+
+	Store  store.Store
+	Keys   *keys.Keyring
+	Server *issuer.Server
+
+	listener net.Listener
+	cancel   context.CancelFunc
+	done     chan struct{}
+	errc     chan error
+}
+
+// Run opens the store and the keys, builds the issuer, and starts serving
+// on Config.Server.Listen. It returns once the listener is bound.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	m.errc = make(chan error, 1)
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	m.Store = st
+	kr, err := openKeyring(cfg, m.Logger)
+	if err != nil {
+		return err
+	}
+	m.Keys = kr
+	srv, err := issuer.New(issuerConfig(cfg, m.Logger), st, kr)
+	if err != nil {
+		return err
+	}
+	m.Server = srv
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	m.listener = ln
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		done := make(chan struct{})
+		go func() { defer close(done); kr.Run(runCtx, time.Second) }()
+		if err := srv.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			m.Logger.Error("background loops stopped", "err", err)
+		}
+		<-done
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			select {
+			case m.errc <- fmt.Errorf("serve: %w", err):
+			default:
+			}
+		}
+	}()
+	m.Logger.Info("signet issuer listening", "addr", ln.Addr().String(), "issuer", cfg.Server.PublicURL,
+		"store", cfg.Store.Driver, "algorithm", cfg.Keys.Algorithm)
+	if users, err := st.ListUsers(ctx, ""); err == nil && len(users) == 0 {
+		m.Logger.Warn("no users yet; add the first one with: echo 'a-long-password' | signet user add alice --org acme --role admin --email alice@example.com --password-stdin")
+	}
+	return nil
+}
+
+// Close stops serving (letting requests in flight finish), stops the
+// background loops and closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.Server != nil && m.listener != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
+		if err := m.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
+		cancel()
+	}
+	if m.cancel != nil {
+		m.cancel()
+		<-m.done
+	}
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openStore opens the configured backend.
+func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
+	switch cfg.Driver {
+	case "sqlite":
+		return sqlite.Open(ctx, cfg.DSN)
+	case "postgres":
+		return postgres.Open(ctx, cfg.DSN)
+	default:
+		return nil, fmt.Errorf("unknown store driver %q", cfg.Driver)
+	}
+}
+
+// openKeyring opens (creating on first use) the signing keys.
+func openKeyring(cfg config.Config, log *slog.Logger) (*keys.Keyring, error) {
+	return keys.Open(keys.Config{
+		Dir:            cfg.Keys.Dir,
+		Algorithm:      cfg.Keys.Algorithm,
+		PublishDelay:   cfg.Keys.PublishDelay,
+		RotationPeriod: cfg.Keys.RotationPeriod,
+		MaxTTL:         cfg.Tokens.MaxTTL,
+		Logger:         log,
+	})
+}
+
+// issuerConfig maps the file's configuration onto the issuer's.
+func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
+	roles := make(map[string][]string, len(cfg.Roles))
+	for name, r := range cfg.Roles {
+		roles[name] = r.Scopes
+	}
+	return issuer.Config{
+		PublicURL:         cfg.Server.PublicURL,
+		Audience:          cfg.Tokens.Audience,
+		UserTokenTTL:      cfg.Tokens.UserTokenTTL,
+		DefaultTTL:        cfg.Tokens.DefaultTTL,
+		MaxTTL:            cfg.Tokens.MaxTTL,
+		PersonalTokens:    cfg.Tokens.PersonalTokens,
+		Roles:             roles,
+		Presets:           cfg.Presets,
+		BodyLimit:         cfg.Server.BodyLimit,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		TrustedProxies:    cfg.Server.TrustedProxies,
+		BcryptCost:        cfg.Security.BcryptCost,
+		HashWorkers:       cfg.Security.HashWorkers,
+		MaxFailuresUser:   cfg.Security.MaxFailuresUser,
+		MaxFailuresClient: cfg.Security.MaxFailuresClient,
+		FailureWindow:     cfg.Security.FailureWindow,
+		MinPasswordLength: cfg.Security.MinPasswordLength,
+		Revocation: issuer.RevocationConfig{
+			FalsePositiveRate: cfg.Revocation.FalsePositiveRate,
+			PollInterval:      cfg.Revocation.PollInterval,
+			MaxDelta:          cfg.Revocation.MaxDelta,
+			KeepAlive:         cfg.Revocation.KeepAlive,
+		},
+		PruneInterval: cfg.Tokens.PruneInterval,
+		PruneAfter:    cfg.Tokens.PruneAfter,
+		Logger:        log,
+	}
+}

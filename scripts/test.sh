@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
+# when reachable), end-to-end against the real binary, fuzz seed corpora,
+# and the browser test of the web UI.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -run Foo   # extra flags go to `go test`
+#
+# PostgreSQL: uses $SIGNET_TEST_POSTGRES_DSN, else the local server at
+# 127.0.0.1:5432 (user postgres, trust auth), started when it is installed
+# but down. Each test run creates and drops its own databases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ -z "${SIGNET_TEST_POSTGRES_DSN:-}" ]; then
+  if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+      log "starting PostgreSQL"
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+      for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+  fi
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+    export SIGNET_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+  else
+    log "PostgreSQL not reachable: its conformance and replica tests will be skipped"
+  fi
+fi
+
+if [ -f scripts/ui-e2e/package.json ]; then
+  scripts/ui-e2e/setup.sh
+fi
+
+log "go vet"
+go vet ./...
+log "go test"
+go test -count=1 -timeout 15m "$@" ./...
