@@ -81,9 +81,11 @@ func (c *cli) keysRotateCommand() *cobra.Command {
 
 func (c *cli) keysRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "revoke KID",
+		Use:   "revoke [--] KID",
 		Short: "Withdraw a leaked key: gone from the JWKS at once, and every token it signed is revoked",
-		Args:  exactArgs(1, "the key id"),
+		Long: "Withdraw a leaked key: gone from the JWKS at once, and every token it signed is revoked.\n" +
+			"A kid may start with '-': write `signet keys revoke -- -AbC...` so it is not taken for a flag.",
+		Args: exactArgs(1, "the key id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := c.loadConfig(cmd)
 			if err != nil {
