@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -195,10 +196,31 @@ func Load(path string, fs *pflag.FlagSet, bindings map[string]string) (Config, e
 	if c.Presets == nil {
 		c.Presets = map[string][]string{}
 	}
+	// Lowering tokens.max_ttl alone must not leave the built-in lifetimes
+	// (24h, 1 year) above it: a lifetime nobody set follows the maximum.
+	// One that was set explicitly is still validated as given.
+	if !explicit(v, "tokens.default_ttl") && c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
+		c.Tokens.DefaultTTL = c.Tokens.MaxTTL
+	}
+	if !explicit(v, "tokens.user_token_ttl") && c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
+		c.Tokens.UserTokenTTL = c.Tokens.MaxTTL
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// explicit reports whether key was given in the file, the environment or a
+// flag, as opposed to coming from the built-in defaults.
+func explicit(v *viper.Viper, key string) bool {
+	if v.InConfig(key) {
+		return true
+	}
+	if _, ok := os.LookupEnv("SIGNET_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))); ok {
+		return true
+	}
+	return false
 }
 
 // setDefaults registers every scalar key so that environment variables are

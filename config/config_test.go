@@ -124,3 +124,23 @@ func TestValidationErrors(t *testing.T) {
 		t.Fatal("a named config file that does not exist must be an error")
 	}
 }
+
+func TestLowerMaxTTLCapsUnsetLifetimes(t *testing.T) {
+	t.Setenv("SIGNET_TOKENS_MAX_TTL", "48h")
+	c, err := Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
+	if err != nil {
+		t.Fatalf("a lower max_ttl alone must load: %v", err)
+	}
+	if c.Tokens.DefaultTTL != 48*time.Hour || c.Tokens.UserTokenTTL != 24*time.Hour {
+		t.Fatalf("got default_ttl %s user_token_ttl %s, want 48h and 24h", c.Tokens.DefaultTTL, c.Tokens.UserTokenTTL)
+	}
+	// An explicit lifetime above the maximum is still an error.
+	if _, err := Load(writeFile(t, "tokens:\n  default_ttl: 100h\n"), nil, nil); err == nil || !strings.Contains(err.Error(), "default_ttl") {
+		t.Fatalf("explicit default_ttl over max_ttl: got %v, want an error", err)
+	}
+	t.Setenv("SIGNET_TOKENS_MAX_TTL", "1h")
+	c, err = Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
+	if err != nil || c.Tokens.UserTokenTTL != time.Hour {
+		t.Fatalf("max_ttl 1h: got %v, user_token_ttl %s; want 1h", err, c.Tokens.UserTokenTTL)
+	}
+}

@@ -499,7 +499,9 @@ func acceptsGzip(header string) bool {
 func (f *revocationFeed) handleOne(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !validTokenID(id) {
-		return errorf(ECodeInvalid, "A token id is 1 to %d characters of base64url.", maxTokenIDLen)
+		// No such id can ever be revoked; the contract answers only 200 or
+		// 404 here, and the store is not asked.
+		return errorf(ECodeNotFound, "That token id is not on the revocation list.")
 	}
 	rev, err := f.st.GetTokenRevocation(c.UserContext(), id)
 	if errors.Is(err, store.ErrNotFound) {

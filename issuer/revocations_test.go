@@ -296,8 +296,8 @@ func TestRevocationSingleID(t *testing.T) {
 		{"revoked", "tok-revoked", 200},
 		{"live", "tok-live", 404},
 		{"unknown", "no-such-token", 404},
-		{"bad characters", "a.b", 400},
-		{"too long", strings.Repeat("a", 129), 400},
+		{"bad characters", "a.b", 404},
+		{"too long", strings.Repeat("a", 129), 404},
 		{"longest allowed", strings.Repeat("a", 128), 404},
 	}
 	for _, tc := range tests {
