@@ -30,7 +30,41 @@ func decodeBody(c *fiber.Ctx, v any) (bool, error) {
 	if len(body) == 0 {
 		return false, nil
 	}
-	return true, decodeJSON(c.Get(fiber.HeaderContentType), body, v)
+	ct := c.Get(fiber.HeaderContentType)
+	if formTypedJSON(c, ct, body) {
+		ct = fiber.MIMEApplicationJSON
+	}
+	return true, decodeJSON(ct, body, v)
+}
+
+// formTypedJSON reports whether a body labelled as a form is really a JSON
+// object from a script rather than a browser: what `curl -u user:pass -d
+// '{...}'` sends when no -H 'Content-Type: application/json' is given.
+//
+// The content type is checked at all to stop cross-site requests (CSRF):
+// a page on another site can make a browser POST a form, or a form-typed
+// fetch, to the issuer, and a browser that cached Basic credentials for
+// the issuer attaches them. Such a request is let through only when
+//   - it carries Basic credentials (a session cookie has its own CSRF
+//     check and stays strict),
+//   - it carries no Origin header (browsers send one on every POST, PUT
+//     and DELETE, cross-site or not; curl and HTTP libraries do not) and
+//     no Sec-Fetch-Site other than same-origin or none, and
+//   - the body starts with '{' (a browser's url-encoded form never does:
+//     the encoder escapes it).
+func formTypedJSON(c *fiber.Ctx, contentType string, body []byte) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != fiber.MIMEApplicationForm || len(body) == 0 || body[0] != '{' {
+		return false
+	}
+	if c.Get(fiber.HeaderAuthorization) == "" || len(c.Request().Header.Peek(fiber.HeaderOrigin)) > 0 {
+		return false
+	}
+	switch c.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+		return true
+	}
+	return false
 }
 
 // decodeJSON is decodeBody's parser, apart for fuzzing. Its errors never

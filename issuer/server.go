@@ -19,12 +19,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"github.com/signet-auth/signet/store"
 )
@@ -126,24 +128,33 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	return s, nil
 }
 
+// readBufferSize bounds the request line and headers of one request.
+const readBufferSize = 3 * maxTokenLen
+
 func (s *Server) newApp() *fiber.App {
 	fc := fiber.Config{
 		AppName:               "signet",
 		DisableStartupMessage: true,
 		BodyLimit:             s.cfg.BodyLimit,
-		ReadTimeout:           s.cfg.ReadTimeout,
-		WriteTimeout:          s.cfg.WriteTimeout,
-		IdleTimeout:           s.cfg.IdleTimeout,
-		ErrorHandler:          s.handleError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
-		CaseSensitive:         true,
+		// Room for the request line and headers: a query may carry a
+		// token of up to maxTokenLen bytes (GET /user-token?token=) next
+		// to Basic credentials and a browser's cookies. Fiber's default
+		// of 4 KiB answered 431 before such a token could be checked.
+		ReadBufferSize: readBufferSize,
+		ReadTimeout:    s.cfg.ReadTimeout,
+		WriteTimeout:   s.cfg.WriteTimeout,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		ErrorHandler:   s.handleError,
+		JSONEncoder:    json.Marshal,
+		JSONDecoder:    json.Unmarshal,
+		CaseSensitive:  true,
 		// c.IP() stays the connection's address; clientIP reads
 		// X-Forwarded-For from trusted proxies only, right to left.
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          s.cfg.TrustedProxies,
 	}
 	app := fiber.New(fc)
+	s.answerUnknownMethods(app)
 	app.Use(s.observe)
 	app.Use(recover.New(recover.Config{
 		EnableStackTrace: true,
@@ -190,6 +201,29 @@ func (s *Server) newApp() *fiber.App {
 	}
 	s.feed.register(app)
 	return app
+}
+
+// unknownMethodBody is the answer to a request method Fiber does not know.
+var unknownMethodBody, _ = json.Marshal(errorBody{Error: ECodeInvalid, Message: "This server does not know that HTTP method."})
+
+// answerUnknownMethods makes a request with a method outside RFC 9110's
+// (FOO /tokens) get the contract's error shape: Fiber answers it with a
+// text/plain 400 before any middleware runs, so the check wraps Fiber's
+// own request handler.
+func (s *Server) answerUnknownMethods(app *fiber.App) {
+	srv := app.Server()
+	inner := srv.Handler
+	srv.Handler = func(rctx *fasthttp.RequestCtx) {
+		if slices.Contains(fiber.DefaultMethods, string(rctx.Method())) {
+			inner(rctx)
+			return
+		}
+		rctx.SetStatusCode(fiber.StatusBadRequest)
+		rctx.SetContentType(fiber.MIMEApplicationJSON)
+		rctx.Response.Header.Set(fiber.HeaderCacheControl, "no-store")
+		rctx.Response.Header.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		rctx.SetBody(unknownMethodBody)
+	}
 }
 
 // observe wraps every request: default security headers, error rendering

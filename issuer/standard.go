@@ -3,16 +3,17 @@ package issuer
 import (
 	"context"
 	"errors"
-	"strings"
+	"mime"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
 
-// formToken reads the form field token of RFC 7009 and RFC 7662 requests.
+// formToken reads the form field token of RFC 7009 and RFC 7662 requests,
+// sent url-encoded (curl -d) or as multipart (curl -F).
 func formToken(c *fiber.Ctx) (string, error) {
-	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
-	if !strings.HasPrefix(ct, fiber.MIMEApplicationForm) {
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || (mt != fiber.MIMEApplicationForm && mt != fiber.MIMEMultipartForm) {
 		return "", errorf(ECodeInvalid, "Send the token as a form (Content-Type: application/x-www-form-urlencoded).")
 	}
 	token := c.FormValue("token")

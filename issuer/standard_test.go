@@ -132,6 +132,10 @@ func TestErrorShapes(t *testing.T) {
 	}{
 		{"unknown route", "GET", "/nope", nil, 404, ECodeNotFound},
 		{"wrong method", "PATCH", "/tokens", nil, 405, ECodeInvalid},
+		{"unknown method", "FOO", "/tokens", nil, 400, ECodeInvalid},
+		{"unknown method on an unknown route", "PROPFIND", "/nope", nil, 400, ECodeInvalid},
+		{"token near the size limit in the query", "GET", "/user-token?token=" + strings.Repeat("a", maxTokenLen), []reqOpt{as("alice")}, 400, ECodeInvalidToken},
+		{"token past the size limit in the query", "GET", "/user-token?token=" + strings.Repeat("a", maxTokenLen+1), []reqOpt{as("alice")}, 400, ECodeInvalidToken},
 		{"panic", "GET", "/test-panic", nil, 500, ECodeInternal},
 		{"internal error", "GET", "/test-internal", nil, 500, ECodeInternal},
 		{"store conflict", "GET", "/test-store-conflict", nil, 409, ECodeConflict},

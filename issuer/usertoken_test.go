@@ -167,7 +167,10 @@ func TestUserTokenErrors(t *testing.T) {
 		{"unknown field", []reqOpt{as("alice"), jsonBody(`{"expires":"1h"}`)}, 400, ECodeInvalid},
 		{"typo in expires_in", []reqOpt{as("alice"), jsonBody(`{"expire_in":"1h"}`)}, 400, ECodeInvalid},
 		{"wrong type", []reqOpt{as("alice"), jsonBody(`{"scopes":"a b"}`)}, 400, ECodeInvalid},
-		{"form content type", []reqOpt{as("alice"), rawBody("application/x-www-form-urlencoded", `{"name":"x"}`)}, 400, ECodeInvalid},
+		{"form fields", []reqOpt{as("alice"), rawBody("application/x-www-form-urlencoded", `name=x`)}, 400, ECodeInvalid},
+		{"form-typed JSON from a browser", []reqOpt{as("alice"), header("Origin", "https://evil.example"), rawBody("application/x-www-form-urlencoded", `{"name":"x"}`)}, 400, ECodeInvalid},
+		{"form-typed JSON from the same origin", []reqOpt{as("alice"), header("Origin", testPublicURL), rawBody("application/x-www-form-urlencoded", `{"name":"x"}`)}, 400, ECodeInvalid},
+		{"form-typed JSON, cross-site fetch", []reqOpt{as("alice"), header("Sec-Fetch-Site", "cross-site"), rawBody("application/x-www-form-urlencoded", `{"name":"x"}`)}, 400, ECodeInvalid},
 		{"text content type", []reqOpt{as("alice"), rawBody("text/plain", `{"name":"x"}`)}, 400, ECodeInvalid},
 		{"negative expires_in", []reqOpt{as("alice"), jsonBody(`{"expires_in":"-1h"}`)}, 400, ECodeInvalid},
 		{"negative seconds", []reqOpt{as("alice"), jsonBody(`{"expires_in":-5}`)}, 400, ECodeInvalid},
@@ -221,6 +224,29 @@ func TestUserTokenErrors(t *testing.T) {
 	if len(recs) != 1 {
 		t.Errorf("tokens recorded: got %d, want 1", len(recs))
 	}
+}
+
+// TestUserTokenCurlFormTypedJSON: `curl -u user:pass -d '{...}'` labels
+// its JSON as a form; a Basic-auth caller without an Origin header (not a
+// browser) is answered as if it had said application/json, on every JSON
+// endpoint.
+func TestUserTokenCurlFormTypedJSON(t *testing.T) {
+	e := newEnv(t)
+	const formType = "application/x-www-form-urlencoded"
+	r := e.do("POST", "/user-token", as("alice"), rawBody(formType, `{"expires_in":"72h","scopes":["reports:read"]}`))
+	wantStatus(t, r, http.StatusOK)
+	var out userTokenResponse
+	r.decode(t, &out)
+	cl, _ := e.tokenClaims(out.UserToken)
+	if cl.Expiry-cl.IssuedAt != 72*3600 || cl.Scope != "reports:read" {
+		t.Fatalf("claims: got exp-iat %d scope %q, want 259200 and reports:read", cl.Expiry-cl.IssuedAt, cl.Scope)
+	}
+	r = e.do("POST", "/tokens", as("alice"), rawBody(formType+"; charset=utf-8", `{"name":"curl","type":"administrative"}`))
+	wantStatus(t, r, http.StatusCreated)
+	// Strictness is unchanged: an unknown field is still refused.
+	wantError(t, e.do("POST", "/user-token", as("alice"), rawBody(formType, `{"expire_in":"1h"}`)), 400, ECodeInvalid)
+	// Without credentials it is still 401 first, never a body error.
+	wantError(t, e.do("POST", "/user-token", rawBody(formType, `{"name":"x"}`)), 401, ECodeUnauthorized)
 }
 
 // TestUserTokenErrorsLeakNothing: error messages never repeat a password.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,18 +41,25 @@ func (c *cli) verifyCommand() *cobra.Command {
 				_ = enc.Encode(map[string]any{"valid": false, "error": err.Error()})
 				return &exitError{code: 1, err: err}
 			}
+			// The claims as the token carries them (RFC 7519 NumericDate
+			// times), plus the verdict and the signing key.
 			out := map[string]any{
 				"valid":      true,
 				"iss":        claims.Issuer,
 				"sub":        claims.Subject,
-				"aud":        claims.Audience,
-				"iat":        claims.IssuedAt.UTC().Format(time.RFC3339),
-				"nbf":        claims.NotBefore.UTC().Format(time.RFC3339),
-				"exp":        claims.Expiry.UTC().Format(time.RFC3339),
+				"iat":        claims.IssuedAt.Unix(),
+				"exp":        claims.Expiry.Unix(),
 				"jti":        claims.ID,
 				"org":        claims.Org,
 				"token_type": claims.TokenType,
 				"scope":      strings.Join(claims.Scopes, " "),
+				"kid":        claims.KeyID,
+			}
+			if len(claims.Audience) > 0 {
+				out["aud"] = claims.Audience
+			}
+			if !claims.NotBefore.IsZero() {
+				out["nbf"] = claims.NotBefore.Unix()
 			}
 			return enc.Encode(out)
 		},
