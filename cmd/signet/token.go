@@ -199,12 +199,10 @@ func setIf(m map[string]any, key, value string) {
 	}
 }
 
+// splitScopes splits a comma- or space-separated list; an empty list is an
+// empty (not nil) slice, which the issuer reads as "no scopes".
 func splitScopes(s string) []string {
-	out := []string{}
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, f)
-	}
-	return out
+	return append([]string{}, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })...)
 }
 
 // do sends one request and writes the (indented) JSON answer to out. An
