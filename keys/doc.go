@@ -22,7 +22,8 @@
 //	}
 //
 // Files are written atomically (temporary file, fsync, rename, fsync of the
-// directory), so a reader never sees half a key. Every change (generate,
+// directory), so a reader never sees half a key; a temporary file left by a
+// writer that died is removed by the next change. Every change (generate,
 // rotate, revoke, prune) happens under an exclusive flock(2) on
 // "<dir>/.lock" and re-reads the directory inside the lock, so two processes
 // never rotate twice. A file that group or other may access, or that does not

@@ -328,6 +328,34 @@ func writeEntry(dir string, e *entry) error {
 	return syncDir(dir)
 }
 
+// removeStaleTemps deletes temporary files that writeEntry left behind when
+// its process died between creating and renaming one. They may hold a
+// private key (even of a key since pruned), so they must not linger. Only
+// holders of the directory lock write temporary files, so one found while
+// holding it is an orphan.
+func removeStaleTemps(dir string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("keys: read directory %s: %w", dir, err)
+	}
+	removed := false
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".tmp") || !de.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keys: remove stale %s: %w", path, err)
+		}
+		removed = true
+	}
+	if !removed {
+		return nil
+	}
+	return syncDir(dir)
+}
+
 // removeEntry deletes the file of e and syncs the directory.
 func removeEntry(dir string, e *entry) error {
 	path := filepath.Join(dir, e.name)

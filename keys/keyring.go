@@ -410,8 +410,8 @@ func (k *Keyring) current() *view {
 }
 
 // change runs fn under the directory lock against the keys freshly read
-// from disk, then writes and removes what fn returns and reloads. fn may
-// return nothing to do.
+// from disk, then writes and removes what fn returns (clearing temporary
+// files a crashed writer left) and reloads. fn may return nothing to do.
 func (k *Keyring) change(fn func(v *view, now time.Time) (writes, removes []*entry, err error)) error {
 	l, err := lockDir(k.cfg.Dir)
 	if err != nil {
@@ -431,6 +431,9 @@ func (k *Keyring) change(fn func(v *view, now time.Time) (writes, removes []*ent
 	}
 	if len(writes) == 0 && len(removes) == 0 {
 		return nil
+	}
+	if err := removeStaleTemps(k.cfg.Dir); err != nil {
+		return err
 	}
 	for _, e := range removes {
 		if err := removeEntry(k.cfg.Dir, e); err != nil {

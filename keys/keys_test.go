@@ -833,3 +833,39 @@ func TestListReturnsCopies(t *testing.T) {
 		t.Errorf("JWKS changed without a change of keys: %s, want %s", k.JWKS(), jwks)
 	}
 }
+
+// TestCrashedWriteLeavesNoTemporaryKey simulates a process killed between
+// creating and renaming a temporary key file: the orphan (which may hold a
+// private key) is ignored by loading and removed by the next change, while
+// other dot files stay.
+func TestCrashedWriteLeavesNoTemporaryKey(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	k := openTest(t, dir, clock)
+	orphan := filepath.Join(dir, "."+signingKey(t, k)+".123456.tmp")
+	if err := os.WriteFile(orphan, []byte(`{"half": "a key`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, ".keep")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Reload(); err != nil {
+		t.Fatalf("Reload with an orphaned temporary file: got error %v, want nil", err)
+	}
+	if _, err := os.Stat(orphan); err != nil {
+		t.Fatalf("orphan before a change: got error %v, want it still there (only changes clean up)", err)
+	}
+	if _, err := k.Rotate(false); err != nil {
+		t.Fatalf("Rotate: got error %v, want nil", err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphaned temporary file after Rotate: got stat error %v, want it removed", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf(".keep after Rotate: got error %v, want it kept", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, lockName)); err != nil {
+		t.Errorf("lock file after Rotate: got error %v, want it kept", err)
+	}
+}

@@ -135,7 +135,8 @@ type Revocation struct {
 	NotBefore time.Time
 	RevokedAt time.Time
 	// ExpiresAt is when the entry stops mattering (the revoked token's
-	// expiry, or the cut-off plus the maximum token lifetime). Entries
+	// expiry, or the cut-off plus the maximum token lifetime, and never
+	// before the last expiry of a token the cut-off revoked). Entries
 	// leave the list after it.
 	ExpiresAt time.Time
 	Reason    string
@@ -185,11 +186,14 @@ type Store interface {
 	// SetPassword replaces the user's password hash. When revokeBefore is
 	// not zero, the user's personal tokens issued before it are revoked in
 	// the same transaction: they are marked revoked and one RevokeSubject
-	// entry (expiring at revokeExpires) is appended to the log.
+	// entry is appended to the log, expiring at revokeExpires (which must
+	// be after now) or, when a token it revokes expires later (issued
+	// under a longer maximum lifetime), at that token's expiry.
+	// ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
 	// DeleteUser removes the user and, in the same transaction, marks their
 	// personal tokens revoked and appends one RevokeSubject entry with
-	// NotBefore=now, expiring at revokeExpires. ErrNotFound when absent.
+	// NotBefore=now, expiring like SetPassword's. ErrNotFound when absent.
 	DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (Revocation, error)
 
 	// CreateToken records a newly signed token; ErrConflict on a duplicate
@@ -202,7 +206,9 @@ type Store interface {
 	ListTokens(ctx context.Context, f TokenFilter) ([]TokenRecord, error)
 	// RevokeToken marks the token revoked and appends a RevokeToken entry,
 	// atomically. Revoking an already revoked token changes nothing and
-	// returns the existing entry (idempotent). ErrNotFound when absent.
+	// returns the existing entry (idempotent): its own, else the
+	// RevokeSubject entry that covers it, else (that entry pruned) one with
+	// Seq 0 built from the token record. ErrNotFound when absent.
 	RevokeToken(ctx context.Context, id string, now time.Time, reason string) (Revocation, error)
 	// ReplaceToken is regenerate: in one transaction it checks that oldID
 	// has not been replaced already (else ErrConflict), revokes it (if not
@@ -210,8 +216,9 @@ type Store interface {
 	// concurrent calls for one token exactly one succeeds.
 	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now time.Time) (Revocation, error)
 
-	// RevokeKey appends a RevokeKey entry for kid (idempotent: an existing
-	// entry is returned unchanged).
+	// RevokeKey appends a RevokeKey entry for kid expiring at expires,
+	// which must be after now (idempotent: an existing entry is returned
+	// unchanged).
 	RevokeKey(ctx context.Context, kid string, now, expires time.Time) (Revocation, error)
 	// GetTokenRevocation returns the RevokeToken entry for a token ID;
 	// ErrNotFound when the token is not revoked (or its entry expired).

@@ -67,7 +67,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	tx, err := pool.Begin(ctx)
+	tx, err := pool.BeginTx(ctx, readCommitted)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: begin: %w", err)
 	}

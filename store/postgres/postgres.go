@@ -2,7 +2,14 @@
 //
 // Open migrates the schema with embedded, numbered SQL files recorded in a
 // schema_migrations table, under a transaction-scoped advisory lock so that
-// replicas starting together migrate exactly once. The revocation log's
+// replicas starting together migrate exactly once.
+//
+// Every transaction runs at READ COMMITTED whatever the database's
+// default_transaction_isolation says: the row locks and the revocation
+// counter below rely on it, and a stricter default would turn concurrent
+// revocations into serialization failures. A session whose
+// synchronous_commit is off is switched back on, because a method that
+// returned nil must have its change on disk. The revocation log's
 // version is a single counter row that every revoking transaction increments
 // before it commits; this serializes appenders, so Seq order equals commit
 // order across every replica sharing the database. Each revocation also
@@ -70,6 +77,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// never quoted here.
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
 	}
+	cfg.AfterConnect = durableCommits
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)
@@ -93,6 +101,21 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		maxBackoff: 5 * time.Second,
 	}, nil
 }
+
+// durableCommits turns synchronous_commit back on for a new connection whose
+// default (from the server, database, role or DSN) is off, under which a
+// COMMIT returns before its WAL reaches the disk. Stronger settings
+// (remote_write, remote_apply) and local are left alone.
+func durableCommits(ctx context.Context, c *pgx.Conn) error {
+	if _, err := c.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', false)
+		WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
+		return fmt.Errorf("postgres: enable synchronous_commit: %w", err)
+	}
+	return nil
+}
+
+// readCommitted is the isolation of every transaction the store runs.
+var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -122,7 +145,7 @@ func (s *Store) Close() error {
 // returns nil. Row locks (SELECT ... FOR UPDATE) and the revocation counter
 // provide the isolation each method needs.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.pool.BeginTx(ctx, readCommitted)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signet-auth/signet/store"
 	"github.com/signet-auth/signet/store/storetest"
@@ -702,5 +704,160 @@ func TestLookupsOfUnstorableKeys(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDatabaseDefaultsDoNotWeakenGuarantees runs the concurrency subtests
+// on a database whose defaults an operator tuned against signet: stricter
+// isolation (under which concurrent revocations would fail with
+// serialization errors instead of queueing) and synchronous_commit off
+// (under which an acknowledged revocation could vanish in a server crash).
+// The store must keep its own READ COMMITTED transactions and durable
+// commits regardless.
+func TestDatabaseDefaultsDoNotWeakenGuarantees(t *testing.T) {
+	for _, iso := range []string{"repeatable read", "serializable"} {
+		t.Run(iso, func(t *testing.T) {
+			db := newTestDB(t)
+			admin := adminConn(t, db.baseDSN)
+			for _, set := range []string{
+				"SET default_transaction_isolation = '" + iso + "'",
+				"SET synchronous_commit = off",
+			} {
+				if _, err := admin.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db.name}.Sanitize()+" "+set); err != nil {
+					t.Fatalf("ALTER DATABASE %s: got error %v, want nil", set, err)
+				}
+			}
+			dsn := db.newSchema(t)
+			s := open(t, dsn)
+			ctx := context.Background()
+			// Every pooled connection, not just the first.
+			conns := make([]*pgxpool.Conn, 0, s.pool.Config().MaxConns)
+			for range cap(conns) {
+				c, err := s.pool.Acquire(ctx)
+				if err != nil {
+					t.Fatalf("Acquire: got error %v, want nil", err)
+				}
+				conns = append(conns, c)
+			}
+			for i, c := range conns {
+				var got string
+				if err := c.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil {
+					t.Fatalf("SHOW synchronous_commit: got error %v, want nil", err)
+				}
+				if got == "off" {
+					t.Errorf("connection %d: synchronous_commit got %q, want a durable setting", i, got)
+				}
+			}
+			for _, c := range conns {
+				c.Release()
+			}
+			storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+				dsn := db.newSchema(t)
+				return open(t, dsn), open(t, dsn)
+			})
+		})
+	}
+}
+
+// TestHotPathQueryPlans checks that the lookups on hot paths are index
+// searches under a generic plan, the plan PostgreSQL switches to for a
+// prepared statement (pgx prepares every query) after a few executions: a
+// partial index whose predicate involves a parameter is useless to it.
+func TestHotPathQueryPlans(t *testing.T) {
+	db := newTestDB(t)
+	dsn := db.newSchema(t)
+	open(t, dsn)
+	conn := adminConn(t, dsn) // its own session, so the settings stay here
+	ctx := context.Background()
+	for _, set := range []string{"SET plan_cache_mode = force_generic_plan", "SET enable_seqscan = off"} {
+		if _, err := conn.Exec(ctx, set); err != nil {
+			t.Fatalf("%s: got error %v, want nil", set, err)
+		}
+	}
+	tests := []struct {
+		name  string
+		query string
+		args  string // SQL literals for EXECUTE
+		index string
+	}{
+		{"GetTokenRevocation", `SELECT ` + revocationColumns + ` FROM revocations
+			WHERE kind = $1 AND value = $2 ORDER BY seq DESC LIMIT 1`, `'token', 'tok'`, "revocations_kind_value"},
+		{"ListRevocations since", `SELECT ` + revocationColumns + ` FROM revocations
+			WHERE seq > $1::bigint AND expires_at > $2::timestamptz ORDER BY seq`, `5, now()`, "on revocations_"}, // the key or the expiry index
+		{"ListTokens by org and owner", `SELECT ` + tokenColumns + ` FROM tokens
+			WHERE org = $1 AND owner = $2 AND revoked_at IS NULL ORDER BY issued_at DESC, row_seq DESC`,
+			`'acme', 'bob'`, "tokens_org_owner_issued"},
+		{"DeleteUser's token revocation", `UPDATE tokens SET revoked_at = $3::timestamptz
+			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
+			`'bob', 'acme', now()`, "tokens_org_owner_issued"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("plan_%d", i)
+			if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+tc.query); err != nil {
+				t.Fatalf("PREPARE: got error %v, want nil", err)
+			}
+			rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+tc.args+")")
+			if err != nil {
+				t.Fatalf("EXPLAIN: got error %v, want nil", err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatalf("EXPLAIN: got error %v, want nil", err)
+			}
+			plan := strings.Join(lines, "\n")
+			if !strings.Contains(plan, tc.index) {
+				t.Errorf("generic plan:\n%s\ngot no use of %s, want it", plan, tc.index)
+			}
+			if strings.Contains(plan, "Seq Scan") {
+				t.Errorf("generic plan:\n%s\ngot a sequential scan, want an index", plan)
+			}
+		})
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database that predates migration 2 and
+// checks that start-up brings it up to date without losing data.
+func TestUpgradeFromVersion1(t *testing.T) {
+	db := newTestDB(t)
+	dsn := db.newSchema(t)
+	s := open(t, dsn)
+	createToken(t, s, "tok-1")
+	conn := adminConn(t, dsn)
+	ctx := context.Background()
+	for _, q := range []string{
+		`DROP INDEX tokens_org_owner_issued`,
+		`CREATE INDEX tokens_owner ON tokens (owner, type) WHERE owner <> ''`,
+		`DELETE FROM schema_migrations WHERE version >= 2`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+	s2 := open(t, dsn)
+	var version int
+	if err := conn.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&version); err != nil {
+		t.Fatalf("read schema version: got error %v, want nil", err)
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatalf("loadMigrations: got error %v, want nil", err)
+	}
+	if version != len(ms) {
+		t.Errorf("schema version after upgrade: got %d, want %d", version, len(ms))
+	}
+	var indexes []string
+	rows, err := conn.Query(ctx, `SELECT indexname FROM pg_indexes WHERE tablename = 'tokens' AND schemaname = current_schema() ORDER BY 1`)
+	if err != nil {
+		t.Fatalf("list indexes: got error %v, want nil", err)
+	}
+	if indexes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatalf("list indexes: got error %v, want nil", err)
+	}
+	if !slices.Contains(indexes, "tokens_org_owner_issued") || slices.Contains(indexes, "tokens_owner") {
+		t.Errorf("token indexes after upgrade: got %v, want tokens_org_owner_issued and no tokens_owner", indexes)
+	}
+	if _, err := s2.GetToken(ctx, "tok-1"); err != nil {
+		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
 	}
 }

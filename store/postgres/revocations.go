@@ -93,8 +93,11 @@ func (s *Store) RevokeKey(ctx context.Context, kid string, now, expires time.Tim
 	if kid == "" {
 		return store.Revocation{}, errors.New("postgres: revoke key: empty key id")
 	}
-	if now.IsZero() || expires.IsZero() {
+	if now.IsZero() {
 		return store.Revocation{}, fmt.Errorf("postgres: revoke key %s: zero time", kid)
+	}
+	if !expires.After(now) {
+		return store.Revocation{}, fmt.Errorf("postgres: revoke key %s: entry must expire after now", kid)
 	}
 	if err := checkText("key id", kid); err != nil {
 		return store.Revocation{}, fmt.Errorf("postgres: revoke key: %w", err)

@@ -214,7 +214,7 @@ func revokeLocked(ctx context.Context, tx pgx.Tx, t store.TokenRecord, now time.
 		}
 		return store.Revocation{
 			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
-			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt,
+			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
 		}, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2 WHERE id = $1`, t.ID, ts(now)); err != nil {

@@ -89,15 +89,16 @@ func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error)
 // SetPassword replaces the user's password hash (store.ErrNotFound when the
 // user is absent). When revokeBefore is not zero it also revokes, in the
 // same transaction, the user's personal tokens issued before it and appends
-// one RevokeSubject entry expiring at revokeExpires.
+// one RevokeSubject entry expiring at revokeExpires, or later when a token
+// it revokes expires later.
 func (s *Store) SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error {
 	switch {
 	case hash == "":
 		return fmt.Errorf("postgres: set password of %s: empty password hash", username)
 	case now.IsZero():
 		return fmt.Errorf("postgres: set password of %s: zero time", username)
-	case !revokeBefore.IsZero() && revokeExpires.IsZero():
-		return fmt.Errorf("postgres: set password of %s: revocation without expiry", username)
+	case !revokeBefore.IsZero() && !revokeExpires.After(now):
+		return fmt.Errorf("postgres: set password of %s: revocation entry must expire after now", username)
 	}
 	if err := checkText("password hash", hash); err != nil {
 		return fmt.Errorf("postgres: set password: %w", err)
@@ -118,10 +119,11 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4`,
-			username, org, ts(now), ts(revokeBefore)); err != nil {
-			return fmt.Errorf("revoke tokens: %w", err)
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
+			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
+			RETURNING expires_at`, username, org, ts(now), ts(revokeBefore))
+		if err != nil {
+			return err
 		}
 		_, err = appendRevocation(ctx, tx, store.Revocation{
 			Kind:      store.RevokeSubject,
@@ -129,7 +131,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 			Org:       org,
 			NotBefore: revokeBefore,
 			RevokedAt: now,
-			ExpiresAt: revokeExpires,
+			ExpiresAt: laterOf(revokeExpires, lastExpiry),
 			Reason:    "password changed",
 		})
 		return err
@@ -142,14 +144,15 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 
 // DeleteUser removes the user and, in the same transaction, marks their
 // personal tokens revoked and appends one RevokeSubject entry with
-// NotBefore=now expiring at revokeExpires, which it returns.
+// NotBefore=now expiring at revokeExpires (or later when a token it revokes
+// expires later), which it returns.
 // store.ErrNotFound when the user is absent.
 func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (store.Revocation, error) {
 	switch {
 	case now.IsZero():
 		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: zero time", username)
-	case revokeExpires.IsZero():
-		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: revocation without expiry", username)
+	case !revokeExpires.After(now):
+		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: revocation entry must expire after now", username)
 	}
 	if !storable(username) {
 		return store.Revocation{}, fmt.Errorf("postgres: delete user: %w", store.ErrNotFound)
@@ -164,10 +167,11 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
-			username, org, ts(now)); err != nil {
-			return fmt.Errorf("revoke tokens: %w", err)
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
+			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL
+			RETURNING expires_at`, username, org, ts(now))
+		if err != nil {
+			return err
 		}
 		rev, err = appendRevocation(ctx, tx, store.Revocation{
 			Kind:      store.RevokeSubject,
@@ -175,7 +179,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 			Org:       org,
 			NotBefore: now,
 			RevokedAt: now,
-			ExpiresAt: revokeExpires,
+			ExpiresAt: laterOf(revokeExpires, lastExpiry),
 			Reason:    "user removed",
 		})
 		return err
@@ -184,4 +188,26 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: %w", username, err)
 	}
 	return rev, nil
+}
+
+// revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
+// and returns the latest expiry among the tokens it revoked (zero when
+// none). A subject entry must not expire before them: after
+// tokens.max_ttl is lowered, a token issued earlier can outlive the
+// caller's revokeExpires, and a verifier would accept it again once the
+// entry left the list.
+func revokeTokens(ctx context.Context, tx pgx.Tx, update string, args ...any) (time.Time, error) {
+	var last *time.Time
+	if err := tx.QueryRow(ctx, `WITH revoked AS (`+update+`) SELECT max(expires_at) FROM revoked`, args...).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
+	}
+	return fromNullTS(last), nil
+}
+
+// laterOf returns the later of a and b.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

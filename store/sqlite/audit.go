@@ -62,25 +62,21 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	}
 	q += ` ORDER BY time DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s.r, scanAudit, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit events: %w", err)
 	}
-	defer rows.Close()
-	var out []store.AuditEvent
-	for rows.Next() {
-		var (
-			e  store.AuditEvent
-			at int64
-		)
-		if err := rows.Scan(&e.ID, &at, &e.Org, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail); err != nil {
-			return nil, fmt.Errorf("sqlite: list audit events: %w", err)
-		}
-		e.Time = fromMicros(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list audit events: %w", err)
-	}
 	return out, nil
+}
+
+func scanAudit(sc scanner) (store.AuditEvent, error) {
+	var (
+		e  store.AuditEvent
+		at int64
+	)
+	if err := sc.Scan(&e.ID, &at, &e.Org, &e.Actor, &e.Action, &e.Target, &e.ClientIP, &e.Detail); err != nil {
+		return store.AuditEvent{}, err
+	}
+	e.Time = fromMicros(at)
+	return e, nil
 }

@@ -44,13 +44,12 @@ func (s *Store) RevokeKey(ctx context.Context, kid string, now, expires time.Tim
 		return store.Revocation{}, errors.New("sqlite: revoke key: empty key id")
 	case now.IsZero():
 		return store.Revocation{}, fmt.Errorf("sqlite: revoke key %s: zero time", kid)
-	case expires.IsZero():
-		return store.Revocation{}, fmt.Errorf("sqlite: revoke key %s: zero expiry", kid)
+	case !expires.After(now):
+		return store.Revocation{}, fmt.Errorf("sqlite: revoke key %s: entry must expire after now", kid)
 	}
 	var rev store.Revocation
 	err := s.write(ctx, "revoke key "+kid, func(tx *sql.Tx) error {
-		existing, err := scanRevocation(tx.QueryRowContext(ctx,
-			`SELECT `+revocationColumns+` FROM revocations WHERE kind = 'key' AND value = ?`, kid))
+		existing, err := scanRevocation(tx.QueryRowContext(ctx, keyRevocationQuery, kid))
 		switch {
 		case err == nil:
 			rev = existing
@@ -80,9 +79,34 @@ func (s *Store) GetTokenRevocation(ctx context.Context, tokenID string) (store.R
 	return r, nil
 }
 
+// Hot-path queries, named so that the test of their query plans checks
+// the very text the store runs.
+const (
+	// tokenRevocationQuery finds the RevokeToken entry of a token ID.
+	tokenRevocationQuery = `SELECT ` + revocationColumns + ` FROM revocations WHERE kind = 'token' AND value = ?`
+	// keyRevocationQuery finds the RevokeKey entry of a key ID.
+	keyRevocationQuery = `SELECT ` + revocationColumns + ` FROM revocations WHERE kind = 'key' AND value = ?`
+	// subjectRevocationQuery finds the newest RevokeSubject entry of an
+	// org and subject whose cut-off lies after an issue time.
+	subjectRevocationQuery = `SELECT ` + revocationColumns + ` FROM revocations
+		WHERE kind = 'subject' AND value = ? AND org = ? AND not_before > ? ORDER BY seq DESC LIMIT 1`
+	// listRevocationsQuery is ListRevocations.
+	listRevocationsQuery = `SELECT ` + revocationColumns + ` FROM revocations
+		WHERE seq > ? AND expires_at > ? ORDER BY seq`
+)
+
 func getTokenRevocation(ctx context.Context, q queryer, tokenID string) (store.Revocation, error) {
-	r, err := scanRevocation(q.QueryRowContext(ctx,
-		`SELECT `+revocationColumns+` FROM revocations WHERE kind = 'token' AND value = ?`, tokenID))
+	r, err := scanRevocation(q.QueryRowContext(ctx, tokenRevocationQuery, tokenID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Revocation{}, store.ErrNotFound
+	}
+	return r, err
+}
+
+// subjectRevocation returns the newest RevokeSubject entry whose cut-off
+// covers t (same org and subject, issued before NotBefore).
+func subjectRevocation(ctx context.Context, q queryer, t store.TokenRecord) (store.Revocation, error) {
+	r, err := scanRevocation(q.QueryRowContext(ctx, subjectRevocationQuery, t.Subject, t.Org, micros(t.IssuedAt)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Revocation{}, store.ErrNotFound
 	}
@@ -92,21 +116,8 @@ func getTokenRevocation(ctx context.Context, q queryer, tokenID string) (store.R
 // ListRevocations returns the entries with Seq > since and ExpiresAt > now,
 // ordered by Seq.
 func (s *Store) ListRevocations(ctx context.Context, since int64, now time.Time) ([]store.Revocation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+revocationColumns+` FROM revocations
-		WHERE seq > ? AND expires_at > ? ORDER BY seq`, since, micros(now))
+	out, err := queryAll(ctx, s.r, scanRevocation, listRevocationsQuery, since, micros(now))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list revocations since %d: %w", since, err)
-	}
-	defer rows.Close()
-	var out []store.Revocation
-	for rows.Next() {
-		r, err := scanRevocation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list revocations since %d: %w", since, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list revocations since %d: %w", since, err)
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -448,4 +449,137 @@ func crashChild(path string) {
 	}
 	time.Sleep(time.Minute)
 	os.Exit(4)
+}
+
+// TestReaderPragmas checks every connection of the read pool, not just
+// the one a single query happens to get: WAL, synchronous=FULL (a checkpoint
+// run when the last connection closes goes through it), read-only, and the
+// busy timeout.
+func TestReaderPragmas(t *testing.T) {
+	s := openAt(t, freshPath(t))
+	ctx := context.Background()
+	conns := make([]*sql.Conn, readers)
+	for i := range conns {
+		c, err := s.r.Conn(ctx)
+		if err != nil {
+			t.Fatalf("reader connection %d: got error %v, want nil", i, err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"query_only", "1"},
+		{"busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+	}
+	for i, c := range conns {
+		for _, tc := range tests {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatalf("reader %d PRAGMA %s: got error %v, want nil", i, tc.pragma, err)
+			}
+			if got != tc.want {
+				t.Errorf("reader %d PRAGMA %s: got %q, want %q", i, tc.pragma, got, tc.want)
+			}
+		}
+	}
+}
+
+// queryPlan returns the EXPLAIN QUERY PLAN details of q, one per line.
+func queryPlan(tb testing.TB, s *Store, q string, args ...any) string {
+	tb.Helper()
+	rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		tb.Fatalf("EXPLAIN QUERY PLAN: got error %v, want nil", err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			tb.Fatalf("scan query plan: got error %v, want nil", err)
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatalf("read query plan: got error %v, want nil", err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestHotPathQueryPlans checks that the lookups on hot or unauthenticated
+// paths are index searches, never a scan of a whole table: a scan of the
+// revocation log per GET /revocations/<id> would let anyone load the
+// issuer in proportion to the number of revocations.
+func TestHotPathQueryPlans(t *testing.T) {
+	s := openAt(t, freshPath(t))
+	tests := []struct {
+		name  string
+		query string
+		args  []any
+		index string // wanted in the plan
+	}{
+		{"GetTokenRevocation", tokenRevocationQuery, []any{"tok"}, "revocations_kind_value"},
+		{"RevokeKey lookup", keyRevocationQuery, []any{"kid"}, "revocations_kind_value"},
+		{"subject entry of a revoked token", subjectRevocationQuery, []any{"bob", "acme", 0}, "revocations_kind_value"},
+		{"ListRevocations since", listRevocationsQuery, []any{5, 0}, "PRIMARY KEY"},
+		{"ListTokens by org and owner", `SELECT ` + tokenColumns + ` FROM tokens
+			WHERE org = ? AND owner = ? AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC`,
+			[]any{"acme", "bob"}, "tokens_org_owner_issued"},
+		{"ListTokens by org", `SELECT ` + tokenColumns + ` FROM tokens
+			WHERE org = ? ORDER BY issued_at DESC, id DESC LIMIT ?`, []any{"acme", 10}, "tokens_org_issued"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := queryPlan(t, s, tc.query, tc.args...)
+			if !strings.Contains(plan, tc.index) {
+				t.Errorf("plan:\n%s\ngot no use of %s, want it", plan, tc.index)
+			}
+			for _, line := range strings.Split(plan, "\n") {
+				if strings.HasPrefix(line, "SCAN ") {
+					t.Errorf("plan:\n%s\ngot a full scan, want an index search", plan)
+				}
+			}
+		})
+	}
+}
+
+// TestUpgradeFromVersion1 reopens a database that predates migration 2 (the
+// revocation lookup index) and checks the index is created on start.
+func TestUpgradeFromVersion1(t *testing.T) {
+	path := freshPath(t)
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	if err := s.CreateToken(context.Background(), token("tok-1", t0)); err != nil {
+		t.Fatalf("CreateToken: got error %v, want nil", err)
+	}
+	for _, q := range []string{`DROP INDEX revocations_kind_value`, `DELETE FROM schema_migrations WHERE version >= 2`} {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	s = openAt(t, path)
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatalf("loadMigrations: got error %v, want nil", err)
+	}
+	if rows, maxV := migrationCount(t, s); rows != len(ms) || maxV != len(ms) {
+		t.Errorf("schema_migrations after upgrade: got %d rows up to %d, want %d up to %d", rows, maxV, len(ms), len(ms))
+	}
+	if plan := queryPlan(t, s, tokenRevocationQuery, "tok-1"); !strings.Contains(plan, "revocations_kind_value") {
+		t.Errorf("GetTokenRevocation plan after upgrade:\n%s\nwant revocations_kind_value", plan)
+	}
+	if _, err := s.GetToken(context.Background(), "tok-1"); err != nil {
+		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
+	}
 }

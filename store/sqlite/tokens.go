@@ -26,6 +26,8 @@ func validateToken(t store.TokenRecord) error {
 		return fmt.Errorf("token %s: empty organization", t.ID)
 	case t.Type == store.TokenPersonal && t.Owner == "":
 		return fmt.Errorf("token %s: personal token without owner", t.ID)
+	case t.Type == store.TokenAdministrative && t.Owner != "":
+		return fmt.Errorf("token %s: administrative token with an owner", t.ID)
 	case t.IssuedAt.IsZero():
 		return fmt.Errorf("token %s: zero issue time", t.ID)
 	case !t.ExpiresAt.After(t.IssuedAt):
@@ -132,31 +134,19 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s.r, scanToken, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []store.TokenRecord
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
 	}
 	return out, nil
 }
 
 // RevokeToken marks the token revoked and appends a RevokeToken entry in
-// one transaction. A token already revoked is left as it is and its entry
-// returned; when it was revoked through a subject cut-off (DeleteUser,
-// SetPassword) and so has no entry of its own, the returned Revocation
-// describes it from the token record and has Seq 0. ErrNotFound when the
-// token is absent.
+// one transaction. A token already revoked is left as it is and the entry
+// that revoked it returned: its own, else the RevokeSubject cut-off that
+// covers it (DeleteUser, SetPassword), else, when that entry was pruned,
+// one with Seq 0 describing the revocation from the token record.
+// ErrNotFound when the token is absent.
 func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reason string) (store.Revocation, error) {
 	if now.IsZero() {
 		return store.Revocation{}, fmt.Errorf("sqlite: revoke token %s: zero time", id)
@@ -186,6 +176,10 @@ func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now time.
 		return store.Revocation{}, err
 	}
 	if t.RevokedAt != nil {
+		rev, err := subjectRevocation(ctx, tx, t)
+		if !errors.Is(err, store.ErrNotFound) {
+			return rev, err
+		}
 		return store.Revocation{
 			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
 			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",

@@ -12,7 +12,9 @@ import (
 
 const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
 
-// CreateUser adds u; ErrConflict when the username exists in any org.
+// CreateUser adds u; ErrConflict when the username exists in any org. A
+// zero CreatedAt is set to the current time and a zero UpdatedAt to
+// CreatedAt.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	switch {
 	case u.Username == "":
@@ -21,6 +23,12 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		return fmt.Errorf("sqlite: create user %q: empty organization", u.Username)
 	case !u.Role.Valid():
 		return fmt.Errorf("sqlite: create user %q: unknown role %q", u.Username, u.Role)
+	}
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = s.now()
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
 	}
 	return s.write(ctx, "create user "+u.Username, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -50,20 +58,8 @@ func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error)
 		args = append(args, org)
 	}
 	q += ` ORDER BY username`
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	users, err := queryAll(ctx, s.r, scanUser, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list users of %q: %w", org, err)
-	}
-	defer rows.Close()
-	var users []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list users of %q: %w", org, err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list users of %q: %w", org, err)
 	}
 	return users, nil
@@ -71,7 +67,9 @@ func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error)
 
 // SetPassword replaces the user's password hash and, when revokeBefore is
 // not zero, revokes their personal tokens issued before it and appends one
-// RevokeSubject entry, all in one transaction. ErrNotFound when absent.
+// RevokeSubject entry, all in one transaction. The entry expires at
+// revokeExpires, or later when a token it revokes expires later.
+// ErrNotFound when absent.
 func (s *Store) SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error {
 	switch {
 	case hash == "":
@@ -93,21 +91,23 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?`,
-			micros(now), u.Org, username, micros(revokeBefore)); err != nil {
-			return fmt.Errorf("revoke tokens: %w", err)
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
+			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?
+			RETURNING expires_at`, micros(now), u.Org, username, micros(revokeBefore))
+		if err != nil {
+			return err
 		}
 		_, err = appendRevocation(ctx, tx, store.Revocation{
 			Kind: store.RevokeSubject, Value: username, Org: u.Org, NotBefore: revokeBefore,
-			RevokedAt: now, ExpiresAt: revokeExpires, Reason: "password changed",
+			RevokedAt: now, ExpiresAt: laterOf(revokeExpires, lastExpiry), Reason: "password changed",
 		})
 		return err
 	})
 }
 
 // DeleteUser removes the user and, in the same transaction, revokes their
-// personal tokens and appends one RevokeSubject entry with NotBefore=now.
+// personal tokens and appends one RevokeSubject entry with NotBefore=now,
+// expiring at revokeExpires or later when a token it revokes expires later.
 // Administrative tokens the user created stay valid. ErrNotFound when
 // absent.
 func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (store.Revocation, error) {
@@ -126,14 +126,15 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL`,
-			micros(now), u.Org, username); err != nil {
-			return fmt.Errorf("revoke tokens: %w", err)
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
+			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL
+			RETURNING expires_at`, micros(now), u.Org, username)
+		if err != nil {
+			return err
 		}
 		rev, err = appendRevocation(ctx, tx, store.Revocation{
 			Kind: store.RevokeSubject, Value: username, Org: u.Org, NotBefore: now,
-			RevokedAt: now, ExpiresAt: revokeExpires, Reason: "user deleted",
+			RevokedAt: now, ExpiresAt: laterOf(revokeExpires, lastExpiry), Reason: "user removed",
 		})
 		return err
 	})
@@ -141,6 +142,36 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		return store.Revocation{}, err
 	}
 	return rev, nil
+}
+
+// revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
+// and returns the latest expiry among the tokens it revoked (zero when
+// none). A subject entry must not expire before them: after
+// tokens.max_ttl is lowered, a token issued earlier can outlive the
+// caller's revokeExpires, and a verifier would accept it again once the
+// entry left the list.
+func revokeTokens(ctx context.Context, tx *sql.Tx, update string, args ...any) (time.Time, error) {
+	expiries, err := queryAll(ctx, tx, func(sc scanner) (time.Time, error) {
+		var exp int64
+		err := sc.Scan(&exp)
+		return fromMicros(exp), err
+	}, update, args...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
+	}
+	var last time.Time
+	for _, exp := range expiries {
+		last = laterOf(last, exp)
+	}
+	return last, nil
+}
+
+// laterOf returns the later of a and b.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func getUser(ctx context.Context, q queryer, username string) (store.User, error) {

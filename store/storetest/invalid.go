@@ -61,6 +61,10 @@ func testInvalidCreateToken(t *testing.T, s store.Store) {
 		{"zero issued-at", func(tok *store.TokenRecord) { tok.IssuedAt = time.Time{} }},
 		{"zero expiry", func(tok *store.TokenRecord) { tok.ExpiresAt = time.Time{} }},
 		{"expiry before issue", func(tok *store.TokenRecord) { tok.ExpiresAt = tok.IssuedAt.Add(-time.Second) }},
+		{"administrative with an owner", func(tok *store.TokenRecord) {
+			tok.Type = store.TokenAdministrative
+			tok.Subject = "token:" + tok.ID
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +140,11 @@ func testInvalidRevocations(t *testing.T, s store.Store) {
 			_, err := s.RevokeKey(ctx, "kid-1", at(time.Hour), time.Time{})
 			return err
 		}},
+		// An entry that expires at once would never reach a verifier.
+		{"RevokeKey expiring at now", func() error {
+			_, err := s.RevokeKey(ctx, "kid-1", at(time.Hour), at(time.Hour))
+			return err
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +184,13 @@ func testInvalidUserChanges(t *testing.T, s store.Store) {
 		}},
 		{"DeleteUser without entry expiry", func() error {
 			_, err := s.DeleteUser(ctx, "bob", at(time.Hour), time.Time{})
+			return err
+		}},
+		{"SetPassword revoking with an entry expiring before now", func() error {
+			return s.SetPassword(ctx, "bob", "$2a$10$z", at(time.Hour), at(time.Hour), at(time.Minute))
+		}},
+		{"DeleteUser with an entry expiring at now", func() error {
+			_, err := s.DeleteUser(ctx, "bob", at(time.Hour), at(time.Hour))
 			return err
 		}},
 	}

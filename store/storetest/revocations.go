@@ -178,7 +178,7 @@ func testRevokeKey(t *testing.T, s store.Store) {
 	}
 	checkRevocation(t, "RevokeKey", first, store.Revocation{
 		Seq: before + 1, Kind: store.RevokeKey, Value: "kid-A", Org: first.Org,
-		RevokedAt: now, ExpiresAt: exp, Reason: first.Reason,
+		RevokedAt: now, ExpiresAt: exp, Reason: "key withdrawn",
 	})
 	again, err := s.RevokeKey(ctx, "kid-A", at(2*time.Hour), at(3*time.Hour+8760*time.Hour))
 	if err != nil {

@@ -21,7 +21,15 @@
 //     negative limits) is an error that is neither ErrNotFound nor
 //     ErrConflict, and changes nothing;
 //   - RevokeToken of a token already revoked through a subject cut-off
-//     (DeleteUser, SetPassword) succeeds and appends nothing.
+//     (DeleteUser, SetPassword) succeeds, appends nothing and returns the
+//     covering RevokeSubject entry;
+//   - an administrative token with an Owner, and a revocation entry that
+//     would expire at or before now, are bad input;
+//   - a zero User.CreatedAt becomes the store's clock, a zero UpdatedAt
+//     becomes CreatedAt;
+//   - entry reasons: "regenerated" (ReplaceToken), "key withdrawn"
+//     (RevokeKey), "user removed" (DeleteUser), "password changed"
+//     (SetPassword).
 //
 // Subtests never read the wall clock for assertions: every time is fixed.
 // Time bounds (waitBound) only keep a broken backend from hanging the run.

@@ -446,7 +446,7 @@ func testTokenReplace(t *testing.T, s store.Store) {
 			}
 			checkRevocation(t, "ReplaceToken entry", rev, store.Revocation{
 				Seq: before + 1, Kind: store.RevokeToken, Value: old.ID, Org: "acme",
-				RevokedAt: now, ExpiresAt: old.ExpiresAt, Reason: rev.Reason,
+				RevokedAt: now, ExpiresAt: old.ExpiresAt, Reason: "regenerated",
 			})
 			if l := latest(t, s); l != before+1 {
 				t.Errorf("Latest: got %d, want %d", l, before+1)

@@ -22,6 +22,8 @@ func userTests() []subtest {
 		{"User/Delete", testDeleteUser},
 		{"User/DeleteMissing", testDeleteUserMissing},
 		{"User/DeleteThenRecreate", testDeleteUserRecreate},
+		{"User/CreateDefaultTimes", testUserCreateDefaultTimes},
+		{"User/SubjectEntryOutlivesItsTokens", testSubjectEntryOutlivesItsTokens},
 	}
 }
 
@@ -196,7 +198,7 @@ func testSetPasswordRevoke(t *testing.T, s store.Store) {
 	}
 	checkRevocation(t, "subject entry", entries[0], store.Revocation{
 		Seq: before + 1, Kind: store.RevokeSubject, Value: "alice", Org: "acme",
-		NotBefore: cut, RevokedAt: now, ExpiresAt: expires, Reason: entries[0].Reason,
+		NotBefore: cut, RevokedAt: now, ExpiresAt: expires, Reason: "password changed",
 	})
 
 	tests := []struct {
@@ -263,7 +265,7 @@ func testDeleteUser(t *testing.T, s store.Store) {
 	}
 	checkRevocation(t, "DeleteUser entry", rev, store.Revocation{
 		Seq: before + 1, Kind: store.RevokeSubject, Value: "bob", Org: "acme",
-		NotBefore: now, RevokedAt: now, ExpiresAt: expires, Reason: rev.Reason,
+		NotBefore: now, RevokedAt: now, ExpiresAt: expires, Reason: "user removed",
 	})
 	if l := latest(t, s); l != before+1 {
 		t.Errorf("Latest after DeleteUser: got %d, want %d (exactly one entry)", l, before+1)
@@ -308,9 +310,11 @@ func testDeleteUser(t *testing.T, s store.Store) {
 
 	t.Run("RevokeToken after subject revocation appends nothing", func(t *testing.T) {
 		l := latest(t, s)
-		if _, err := s.RevokeToken(ctx, "tok-p1", at(6*time.Hour), "again"); err != nil {
+		again, err := s.RevokeToken(ctx, "tok-p1", at(6*time.Hour), "again")
+		if err != nil {
 			t.Fatalf("RevokeToken: got error %v, want nil", err)
 		}
+		checkRevocation(t, "RevokeToken of a token revoked with its user (the covering entry)", again, rev)
 		if got := latest(t, s); got != l {
 			t.Errorf("Latest: got %d, want %d", got, l)
 		}
@@ -348,4 +352,106 @@ func testDeleteUserRecreate(t *testing.T, s store.Store) {
 	}
 	_, err = s.DeleteUser(ctx, "bob", at(3*time.Hour), at(100*time.Hour))
 	wantErrIs(t, "DeleteUser(twice)", err, store.ErrNotFound)
+}
+
+// testUserCreateDefaultTimes pins what a zero CreatedAt and UpdatedAt
+// become: the store's clock (never zero), and UpdatedAt = CreatedAt.
+func testUserCreateDefaultTimes(t *testing.T, s store.Store) {
+	u := newUser("dora", "acme", store.RoleMember)
+	u.CreatedAt, u.UpdatedAt = time.Time{}, time.Time{}
+	mustCreateUser(t, s, u)
+	got, err := s.GetUser(context.Background(), "dora")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	if got.CreatedAt.IsZero() || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt: got %s (%v), want a non-zero UTC time", fmtTime(got.CreatedAt), got.CreatedAt.Location())
+	}
+	if !got.UpdatedAt.Equal(got.CreatedAt) {
+		t.Errorf("UpdatedAt: got %s, want CreatedAt %s", fmtTime(got.UpdatedAt), fmtTime(got.CreatedAt))
+	}
+}
+
+// testSubjectEntryOutlivesItsTokens covers a lowered tokens.max_ttl: the
+// caller's revokeExpires (now plus the new maximum) comes before the expiry
+// of a token issued under the old one. The subject entry must stay in the
+// list until that token expires, else verifiers would accept it again.
+func testSubjectEntryOutlivesItsTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	long := func(id, owner string, issued, life time.Duration) store.TokenRecord {
+		tok := newPersonal(id, "acme", owner, "", at(issued))
+		tok.Lifetime = life
+		tok.ExpiresAt = tok.IssuedAt.Add(life)
+		return tok
+	}
+	const year = 8760 * time.Hour
+	mustCreateUser(t, s, newUser("bob", "acme", store.RoleMember))
+	mustCreateUser(t, s, newUser("carol", "acme", store.RoleMember))
+	bobLong := long("tok-bob-long", "bob", time.Hour, year)
+	bobShort := long("tok-bob-short", "bob", 2*time.Hour, time.Hour)
+	carolOld := long("tok-carol-old", "carol", time.Hour, year)
+	carolNew := long("tok-carol-new", "carol", 20*time.Hour, 2*year) // after the cut-off
+	bobRevoked := long("tok-bob-revoked", "bob", time.Hour, 3*year)  // has its own entry
+	for _, tok := range []store.TokenRecord{bobLong, bobShort, carolOld, carolNew, bobRevoked} {
+		mustCreateToken(t, s, tok)
+	}
+	mustRevoke(t, s, bobRevoked.ID, at(3*time.Hour))
+
+	now := at(10 * time.Hour)
+	expires := now.Add(time.Hour) // "now + max_ttl" after max_ttl was lowered to 1h
+	del, err := s.DeleteUser(ctx, "bob", now, expires)
+	if err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	if err := s.SetPassword(ctx, "carol", "$2a$10$new", now, now, expires); err != nil {
+		t.Fatalf("SetPassword: got error %v, want nil", err)
+	}
+	cuts, err := s.ListRevocations(ctx, del.Seq-1, now)
+	if err != nil {
+		t.Fatalf("ListRevocations: got error %v, want nil", err)
+	}
+	if len(cuts) != 2 {
+		t.Fatalf("ListRevocations: got %d entries, want 2 (bob's and carol's cut-offs)", len(cuts))
+	}
+	tests := []struct {
+		name string
+		got  store.Revocation
+		want time.Time
+	}{
+		{"DeleteUser: the longest-lived revoked token, not the already revoked one", del, bobLong.ExpiresAt},
+		{"DeleteUser, listed", cuts[0], bobLong.ExpiresAt},
+		{"SetPassword: tokens before the cut-off only", cuts[1], carolOld.ExpiresAt},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.got.ExpiresAt.Equal(tc.want) {
+				t.Errorf("ExpiresAt: got %s, want %s", fmtTime(tc.got.ExpiresAt), fmtTime(tc.want))
+			}
+		})
+	}
+
+	t.Run("kept by the list and by Prune until then", func(t *testing.T) {
+		later := bobLong.ExpiresAt.Add(-time.Second)
+		if _, err := s.Prune(ctx, later, later.Add(-time.Hour)); err != nil {
+			t.Fatalf("Prune: got error %v, want nil", err)
+		}
+		got, err := s.ListRevocations(ctx, del.Seq-1, later)
+		if err != nil {
+			t.Fatalf("ListRevocations: got error %v, want nil", err)
+		}
+		if len(got) != 2 {
+			t.Errorf("ListRevocations a second before the tokens expire: got %d entries, want 2", len(got))
+		}
+	})
+
+	t.Run("no token revoked: the caller's expiry", func(t *testing.T) {
+		mustCreateUser(t, s, newUser("dave", "acme", store.RoleMember))
+		rev, err := s.DeleteUser(ctx, "dave", now, expires)
+		if err != nil {
+			t.Fatalf("DeleteUser: got error %v, want nil", err)
+		}
+		if !rev.ExpiresAt.Equal(expires) {
+			t.Errorf("ExpiresAt: got %s, want %s", fmtTime(rev.ExpiresAt), fmtTime(expires))
+		}
+	})
 }
