@@ -55,6 +55,16 @@ func (c RevocationConfig) withDefaults() RevocationConfig {
 	return c
 }
 
+// staleAfter is how long the feed may go without reading the store before
+// it stops vouching for its list: another replica may be committing
+// revocations this one cannot see, so the list endpoints answer 503,
+// event streams end (their keep-alives would tell verifiers they are in
+// sync) and /readyz fails, and verifiers move to a replica that works or,
+// in time, fail closed.
+func (c RevocationConfig) staleAfter() time.Duration {
+	return max(20*c.PollInterval, 5*time.Second)
+}
+
 const (
 	// defaultMaxStreams bounds concurrent SSE subscribers; each costs a
 	// goroutine and a connection.
@@ -97,6 +107,7 @@ type revocationFeed struct {
 	version uint64             // highest Seq seen (the list version)
 	loadErr error              // nil once the initial load worked
 	loaded  bool
+	synced  time.Time     // now() of the last good read of the store
 	changed chan struct{} // closed and replaced whenever entries grow
 	pruned  time.Time
 
@@ -166,12 +177,22 @@ func (f *revocationFeed) notify() {
 	}
 }
 
-// ready reports nil once the initial load of the log has worked.
+// ready reports nil once the initial load of the log has worked, as long
+// as the store has been read within staleAfter.
 func (f *revocationFeed) ready() error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	return f.unavailableLocked()
+}
+
+// unavailableLocked says why the feed cannot vouch for its list; nil when
+// it can. The caller holds mu.
+func (f *revocationFeed) unavailableLocked() error {
 	if f.loadErr != nil {
 		return fmt.Errorf("revocation list: %w", f.loadErr)
+	}
+	if age := f.now().Sub(f.synced); age > f.cfg.staleAfter() {
+		return fmt.Errorf("revocation list: the store was last read %s ago", age.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -241,11 +262,21 @@ func (f *revocationFeed) sync(ctx context.Context) error {
 	if !loaded {
 		return f.load(ctx, now)
 	}
+	// The state first, as in load: an entry that expired before it was
+	// read (revoking an already expired token, which regenerate does) is
+	// never listed, but its Seq must still raise the version. Otherwise a
+	// replica started after it answers a higher version than one started
+	// before, and a verifier moving between them is sent to reload the
+	// snapshot (410) each time.
+	state, err := f.st.RevocationState(ctx)
+	if err != nil {
+		return fmt.Errorf("read revocation state: %w", err)
+	}
 	recs, err := f.st.ListRevocations(ctx, int64(since), now)
 	if err != nil {
 		return fmt.Errorf("list revocations since %d: %w", since, err)
 	}
-	f.append(recs, 0)
+	f.append(recs, uint64(max(state.Latest, 0)), now)
 	if now.Sub(f.prunedAt()) >= pruneEvery {
 		f.prune(now)
 	}
@@ -263,7 +294,7 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 			// entries and version are in place.
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.loaded, f.loadErr, f.pruned = true, nil, now
+			f.loaded, f.loadErr, f.pruned, f.synced = true, nil, now, now
 			f.appendLocked(recs, uint64(max(state.Latest, 0)))
 			return nil
 		}
@@ -275,11 +306,13 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 	return err
 }
 
-// append adds recs (ordered by Seq) after the known ones and raises the
-// version to at least floor; subscribers are woken when anything changed.
-func (f *revocationFeed) append(recs []store.Revocation, floor uint64) {
+// append adds recs (ordered by Seq), read from the store at now, after the
+// known ones and raises the version to at least floor; subscribers are
+// woken when anything changed.
+func (f *revocationFeed) append(recs []store.Revocation, floor uint64, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.synced = now
 	f.appendLocked(recs, floor)
 }
 
@@ -314,17 +347,28 @@ func (f *revocationFeed) prunedAt() time.Time {
 }
 
 // prune drops expired entries into a new slice, leaving earlier views intact.
+// Only run's goroutine writes entries, so it reads them here without the
+// lock and copies a large log without holding readers up; when nothing
+// expired it copies nothing.
 func (f *revocationFeed) prune(now time.Time) {
+	var live []revocation.Entry
+	for i, e := range f.entries {
+		switch {
+		case live != nil:
+			if liveAt(e, now) {
+				live = append(live, e)
+			}
+		case !liveAt(e, now):
+			live = make([]revocation.Entry, i, len(f.entries))
+			copy(live, f.entries[:i])
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pruned = now
-	live := make([]revocation.Entry, 0, len(f.entries))
-	for _, e := range f.entries {
-		if liveAt(e, now) {
-			live = append(live, e)
-		}
+	if live != nil {
+		f.entries = live
 	}
-	f.entries = live
 }
 
 // liveAt reports whether e still matters at now.
@@ -356,12 +400,12 @@ func entryOf(r store.Revocation) (revocation.Entry, bool) {
 }
 
 // view returns the current log, its version and the channel closed on the
-// next change; errUnavailable when the log is not loaded.
+// next change; ECodeUnavailable when the log is not loaded or stale.
 func (f *revocationFeed) view() ([]revocation.Entry, uint64, <-chan struct{}, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.loadErr != nil {
-		return nil, 0, nil, errorf(ECodeUnavailable, "The revocation list is not available yet; try again shortly.")
+	if err := f.unavailableLocked(); err != nil {
+		return nil, 0, nil, errorf(ECodeUnavailable, "The revocation list is not available right now; try again shortly.")
 	}
 	return f.entries, f.version, f.changed, nil
 }
@@ -389,7 +433,7 @@ func (f *revocationFeed) handleList(c *fiber.Ctx) error {
 		}
 		return f.serveDelta(c, since)
 	}
-	entries, version, _, err := f.view()
+	_, version, _, err := f.view()
 	if err != nil {
 		return err
 	}
@@ -403,7 +447,7 @@ func (f *revocationFeed) handleList(c *fiber.Ctx) error {
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	snap, err := f.snapshot(entries, version)
+	snap, err := f.snapshot(version)
 	if err != nil {
 		return err
 	}
@@ -437,10 +481,10 @@ func (f *revocationFeed) serveDelta(c *fiber.Ctx, since uint64) error {
 	return c.JSON(d)
 }
 
-// snapshot returns the encoded snapshot of version, building it when the
-// cached one is older or past snapshotMaxAge. Concurrent callers share one
-// build.
-func (f *revocationFeed) snapshot(entries []revocation.Entry, version uint64) (*encodedSnapshot, error) {
+// snapshot returns an encoded snapshot of at least version, building it
+// when the cached one is older or past snapshotMaxAge. Concurrent callers
+// share one build.
+func (f *revocationFeed) snapshot(version uint64) (*encodedSnapshot, error) {
 	now := f.now()
 	fresh := func(s *encodedSnapshot) bool {
 		return s != nil && s.version >= version && now.Sub(s.builtAt) < snapshotMaxAge
@@ -453,11 +497,20 @@ func (f *revocationFeed) snapshot(entries []revocation.Entry, version uint64) (*
 	if s := f.snap.Load(); fresh(s) {
 		return s, nil
 	}
-	raw, err := revocation.NewSnapshot(version, now, entries, f.cfg.FalsePositiveRate).MarshalBinary()
+	// Build the newest view, not the one the caller saw: with a large list
+	// a build takes a good fraction of a second, and callers queued behind
+	// it while revocations keep coming then find this build fresh instead
+	// of each building its own version in turn.
+	entries, latest, _, err := f.view()
 	if err != nil {
-		return nil, fmt.Errorf("encode revocation snapshot %d: %w", version, err)
+		return nil, err
 	}
-	s := &encodedSnapshot{version: version, builtAt: now, raw: raw}
+	now = f.now()
+	raw, err := revocation.NewSnapshot(latest, now, entries, f.cfg.FalsePositiveRate).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode revocation snapshot %d: %w", latest, err)
+	}
+	s := &encodedSnapshot{version: latest, builtAt: now, raw: raw}
 	f.snap.Store(s)
 	return s, nil
 }
@@ -627,6 +680,9 @@ func (s *eventStream) serve(w *bufio.Writer) {
 		case <-s.serverDone:
 			return
 		case <-keepAlive.C:
+			if f.ready() != nil {
+				return // a keep-alive would vouch for a list that is stale
+			}
 			_, _ = w.WriteString(": keep-alive\n\n")
 			if !s.flush(w) {
 				return

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,13 +58,19 @@ type feedEnv struct {
 
 func newFeedEnv(tb testing.TB, cfg RevocationConfig, maxStreams int64) *feedEnv {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "signet.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "signet.db"))
 	if err != nil {
 		tb.Fatalf("open sqlite: %v", err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
 	clk := &feedClock{t: time.Now().UTC().Truncate(time.Second)}
+	return serveFeed(tb, st, clk, cfg, maxStreams)
+}
+
+// serveFeed runs a feed over st and serves it on a loopback port until the
+// test ends. Two over one store are two issuer replicas on one database.
+func serveFeed(tb testing.TB, st store.Store, clk *feedClock, cfg RevocationConfig, maxStreams int64) *feedEnv {
+	tb.Helper()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 10 * time.Millisecond
 	}
@@ -89,7 +97,7 @@ func newFeedEnv(tb testing.TB, cfg RevocationConfig, maxStreams int64) *feedEnv 
 		tb.Fatalf("listen: %v", err)
 	}
 	go func() { _ = app.Listener(ln) }()
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	e := &feedEnv{st: st, feed: f, app: app, base: "http://" + ln.Addr().String(), clock: clk, cancel: cancel, done: make(chan struct{})}
 	go func() { f.run(runCtx); close(e.done) }()
 	tb.Cleanup(func() {
@@ -335,6 +343,8 @@ func TestRevocationExpiredEntriesLeave(t *testing.T) {
 	}
 
 	e.clock.Advance(2 * time.Hour)
+	// The jump leaves the feed stale until it reads the store again.
+	waitFor(t, "feed read the store after the jump", func() bool { return e.feed.ready() == nil })
 	_, body = e.get(t, "/revocations", nil)
 	s, err := revocation.Decode(body)
 	if err != nil {
@@ -665,5 +675,196 @@ func TestAcceptsGzip(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRevocationVersionCountsExpiredEntries(t *testing.T) {
+	// Revoking a token that has already expired (regenerate is allowed
+	// after expiry) appends an entry that no list ever shows. It must still
+	// raise the version, or a replica started before it and one started
+	// after it answer different versions, and a verifier switching between
+	// them is sent to reload the snapshot (410) over and over.
+	e := newFeedEnv(t, RevocationConfig{}, 0)
+	early := serveFeed(t, e.st, e.clock, RevocationConfig{}, 0)
+	live := e.revoke(t, "tok-live", time.Hour)
+
+	ctx := context.Background()
+	now := e.clock.Now()
+	if err := e.st.CreateToken(ctx, store.TokenRecord{ID: "tok-expired", Type: store.TokenAdministrative, Org: "acme",
+		Subject: "token:tok-expired", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour), Lifetime: time.Hour}); err != nil {
+		t.Fatalf("create expired token: %v", err)
+	}
+	gone, err := e.st.RevokeToken(ctx, "tok-expired", now, "test")
+	if err != nil {
+		t.Fatalf("revoke expired token: %v", err)
+	}
+	if gone.Seq <= live.Seq {
+		t.Fatalf("seq of the expired entry: got %d, want above %d", gone.Seq, live.Seq)
+	}
+	e.feed.notify()
+	late := serveFeed(t, e.st, e.clock, RevocationConfig{}, 0)
+
+	want := fmt.Sprintf(`"%d"`, gone.Seq)
+	for name, r := range map[string]*feedEnv{"first": e, "started before": early, "started after": late} {
+		waitFor(t, name+" replica at the store's version", func() bool {
+			resp, _ := r.get(t, "/revocations", nil)
+			return resp.Header.Get("ETag") == want
+		})
+		resp, body := r.get(t, "/revocations?since="+strconv.FormatInt(gone.Seq, 10), nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s replica, delta since %d: got %d (%s), want 200", name, gone.Seq, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestRevocationSnapshotBuildsNewestVersion(t *testing.T) {
+	// Requests queued behind a snapshot build must find the next build
+	// fresh, so each build takes the feed's newest version, not the one
+	// its caller saw when it arrived.
+	e := newFeedEnv(t, RevocationConfig{}, 0)
+	first := e.revoke(t, "tok-a", time.Hour)
+	waitFor(t, "feed at the first entry", func() bool {
+		_, v, _, err := e.feed.view()
+		return err == nil && v == uint64(first.Seq)
+	})
+	if s, err := e.feed.snapshot(uint64(first.Seq)); err != nil || s.version != uint64(first.Seq) {
+		t.Fatalf("first build: got %+v, %v; want version %d", s, err, first.Seq)
+	}
+	second := e.revoke(t, "tok-b", time.Hour)
+	waitFor(t, "feed at the second entry", func() bool {
+		_, v, _, err := e.feed.view()
+		return err == nil && v == uint64(second.Seq)
+	})
+	e.clock.Advance(snapshotMaxAge) // the cached build is too old to reuse
+	waitFor(t, "feed read the store after the jump", func() bool { return e.feed.ready() == nil })
+	s, err := e.feed.snapshot(uint64(first.Seq))
+	if err != nil {
+		t.Fatalf("second build: %v", err)
+	}
+	if s.version != uint64(second.Seq) {
+		t.Errorf("build for a caller at version %d: got version %d, want the newest, %d", first.Seq, s.version, second.Seq)
+	}
+	if again, err := e.feed.snapshot(uint64(second.Seq)); err != nil || again != s {
+		t.Errorf("caller at the newest version: got a new build (%v), want the cached one", err)
+	}
+}
+
+func TestRevocationFeedPrune(t *testing.T) {
+	now := time.Now().UTC()
+	entry := func(seq uint64, expires time.Time) revocation.Entry {
+		return revocation.Entry{Seq: seq, Kind: revocation.KindToken, TokenID: fmt.Sprintf("tok-%d", seq), ExpiresAt: expires}
+	}
+	tests := []struct {
+		name    string
+		expires []time.Duration // per entry, relative to now
+		want    []uint64
+	}{
+		{"nothing expired", []time.Duration{time.Hour, time.Minute}, []uint64{1, 2}},
+		{"first expired", []time.Duration{-time.Minute, time.Hour, time.Hour}, []uint64{2, 3}},
+		{"middle expired", []time.Duration{time.Hour, -time.Second, time.Hour}, []uint64{1, 3}},
+		{"all expired", []time.Duration{-time.Hour, 0}, []uint64{}},
+		{"empty log", nil, []uint64{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newRevocationFeed(nil, RevocationConfig{}, nil, nil)
+			for i, d := range tc.expires {
+				f.entries = append(f.entries, entry(uint64(i+1), now.Add(d)))
+			}
+			before := append([]revocation.Entry(nil), f.entries...)
+			view := f.entries
+			f.prune(now)
+			got := []uint64{}
+			for _, e := range f.entries {
+				got = append(got, e.Seq)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("after prune: got seqs %v, want %v", got, tc.want)
+			}
+			if !f.pruned.Equal(now) {
+				t.Errorf("pruned at: got %s, want %s", f.pruned, now)
+			}
+			// A view taken before the prune is left as it was.
+			if fmt.Sprint(view) != fmt.Sprint(before) {
+				t.Errorf("earlier view changed: got %v, want %v", view, before)
+			}
+		})
+	}
+}
+
+// flakyStore fails the revocation reads while fail is set, as a replica
+// that lost its database connection would.
+type flakyStore struct {
+	store.Store
+	fail  atomic.Bool
+	tried atomic.Int64 // reads attempted while failing
+}
+
+var errStoreDown = errors.New("store unreachable (test)")
+
+func (s *flakyStore) RevocationState(ctx context.Context) (store.RevocationState, error) {
+	if s.fail.Load() {
+		s.tried.Add(1)
+		return store.RevocationState{}, errStoreDown
+	}
+	return s.Store.RevocationState(ctx)
+}
+
+func (s *flakyStore) ListRevocations(ctx context.Context, since int64, now time.Time) ([]store.Revocation, error) {
+	if s.fail.Load() {
+		s.tried.Add(1)
+		return nil, errStoreDown
+	}
+	return s.Store.ListRevocations(ctx, since, now)
+}
+
+func TestRevocationFeedStaleWhenStoreUnreadable(t *testing.T) {
+	// A replica that cannot read the store may miss revocations another
+	// replica commits. It must stop vouching for its list: no keep-alives
+	// that tell a verifier it is in sync, 503 on the list, /readyz failing.
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "signet.db"))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	flaky := &flakyStore{Store: st}
+	clk := &feedClock{t: time.Now().UTC().Truncate(time.Second)}
+	e := serveFeed(t, flaky, clk, RevocationConfig{KeepAlive: 20 * time.Millisecond}, 0)
+	s := openStream(t, e.base, nil)
+	if ev := s.nextEvent(t); ev.event != "hello" {
+		t.Fatalf("first event: got %+v, want hello", ev)
+	}
+	if ev := s.next(t); !ev.comment {
+		t.Fatalf("while healthy: got %+v, want a keep-alive", ev)
+	}
+
+	flaky.fail.Store(true)
+	tried := flaky.tried.Load()
+	waitFor(t, "a failed read", func() bool { return flaky.tried.Load() > tried })
+	if err := e.feed.ready(); err != nil {
+		t.Fatalf("ready right after one failed read: got %v, want nil", err)
+	}
+	clk.Advance(e.feed.cfg.staleAfter() + time.Second)
+
+	if err := e.feed.ready(); err == nil {
+		t.Error("ready while stale: got nil, want an error")
+	}
+	for _, path := range []string{"/revocations", "/revocations?since=0", "/revocations/events"} {
+		resp, body := e.get(t, path, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, body) != ECodeUnavailable {
+			t.Errorf("GET %s while stale: got %d %s, want 503 %s", path, resp.StatusCode, body, ECodeUnavailable)
+		}
+	}
+	// The open stream ends at its next keep-alive instead of sending it
+	// (a healthy one runs on until the test's deadline).
+	if _, err := io.ReadAll(s.br); err != nil {
+		t.Errorf("stream end: got %v, want a clean EOF", err)
+	}
+
+	flaky.fail.Store(false)
+	waitFor(t, "ready again", func() bool { return e.feed.ready() == nil })
+	if resp, _ := e.get(t, "/revocations", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /revocations after recovery: got %d, want 200", resp.StatusCode)
 	}
 }

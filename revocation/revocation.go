@@ -6,7 +6,8 @@
 //
 // # Snapshot format (version 1)
 //
-// All integers are big-endian. Times are Unix nanoseconds (int64).
+// All integers are big-endian. Times are Unix nanoseconds (int64); 0 is
+// the zero time (an entry that never expires).
 //
 //	offset  size  field
 //	0       4     magic "SGRL"
@@ -223,7 +224,7 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, FormatVersion)
 	b = binary.BigEndian.AppendUint16(b, 0)
 	b = binary.BigEndian.AppendUint64(b, s.Version)
-	b = binary.BigEndian.AppendUint64(b, uint64(s.BuiltAt.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, unixNano(s.BuiltAt))
 	b = binary.BigEndian.AppendUint64(b, s.TokenCount)
 	b = binary.BigEndian.AppendUint64(b, uint64(m))
 	b = binary.BigEndian.AppendUint32(b, uint32(s.filter.K()))
@@ -244,22 +245,38 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		if b, err = appendString(b, c.Subject); err != nil {
 			return nil, err
 		}
-		b = binary.BigEndian.AppendUint64(b, uint64(c.NotBefore.UnixNano()))
-		b = binary.BigEndian.AppendUint64(b, uint64(c.ExpiresAt.UnixNano()))
+		b = binary.BigEndian.AppendUint64(b, unixNano(c.NotBefore))
+		b = binary.BigEndian.AppendUint64(b, unixNano(c.ExpiresAt))
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Keys)))
 	for _, k := range s.Keys {
 		if b, err = appendString(b, k.KeyID); err != nil {
 			return nil, err
 		}
-		b = binary.BigEndian.AppendUint64(b, uint64(k.RevokedAt.UnixNano()))
-		b = binary.BigEndian.AppendUint64(b, uint64(k.ExpiresAt.UnixNano()))
+		b = binary.BigEndian.AppendUint64(b, unixNano(k.RevokedAt))
+		b = binary.BigEndian.AppendUint64(b, unixNano(k.ExpiresAt))
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return b, nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// unixNano encodes t; the zero time (whose UnixNano is undefined) is 0.
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+// fromUnixNano decodes what unixNano encoded.
+func fromUnixNano(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(n)).UTC()
+}
 
 func appendString(b []byte, s string) ([]byte, error) {
 	if len(s) > maxString {
@@ -298,7 +315,7 @@ func Decode(b []byte) (*Snapshot, error) {
 	}
 	s := &Snapshot{
 		Version:    binary.BigEndian.Uint64(b[8:16]),
-		BuiltAt:    time.Unix(0, int64(binary.BigEndian.Uint64(b[16:24]))).UTC(),
+		BuiltAt:    fromUnixNano(binary.BigEndian.Uint64(b[16:24])),
 		TokenCount: binary.BigEndian.Uint64(b[24:32]),
 	}
 	m := binary.BigEndian.Uint64(b[32:40])
@@ -332,7 +349,7 @@ func Decode(b []byte) (*Snapshot, error) {
 			return nil, fmt.Errorf("%w: subject entry %d", ErrFormat, i)
 		}
 		s.Subjects = append(s.Subjects, SubjectCutoff{Org: org, Subject: sub,
-			NotBefore: time.Unix(0, int64(nb)).UTC(), ExpiresAt: time.Unix(0, int64(ex)).UTC()})
+			NotBefore: fromUnixNano(nb), ExpiresAt: fromUnixNano(ex)})
 	}
 	nk, ok := r.u32()
 	if !ok || uint64(nk) > uint64(len(body)-r.off)/18 {
@@ -347,7 +364,7 @@ func Decode(b []byte) (*Snapshot, error) {
 			return nil, fmt.Errorf("%w: key entry %d", ErrFormat, i)
 		}
 		s.Keys = append(s.Keys, KeyWithdrawal{KeyID: kid,
-			RevokedAt: time.Unix(0, int64(ra)).UTC(), ExpiresAt: time.Unix(0, int64(ex)).UTC()})
+			RevokedAt: fromUnixNano(ra), ExpiresAt: fromUnixNano(ex)})
 	}
 	if r.off != len(body) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(body)-r.off)

@@ -42,6 +42,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}{
 		{"empty", nil, 0},
 		{"mixed kinds, one expired", sampleEntries(), 2},
+		{"zero times (entries that never expire)", []revocation.Entry{
+			{Seq: 1, Kind: revocation.KindSubject, Org: "acme", Subject: "bob", NotBefore: t0},
+			{Seq: 2, Kind: revocation.KindKey, KeyID: "kid-1"},
+		}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

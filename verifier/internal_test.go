@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -8,11 +9,15 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/signet-auth/signet/revocation"
 )
 
 func TestParseClaimsJSON(t *testing.T) {
@@ -182,5 +187,131 @@ func TestParseJWKSSkipsUnusableKeys(t *testing.T) {
 	}
 	if _, _, err := parseJWKS([]byte(`{"keys":`)); err == nil {
 		t.Error("truncated JWKS: got nil error, want one")
+	}
+}
+
+// bareVerifier is a Verifier with state but no issuer, for the revocation
+// state's own rules.
+func bareVerifier(tb testing.TB) *Verifier {
+	tb.Helper()
+	v := &Verifier{cfg: Config{IssuerURL: "http://issuer.test"}.withDefaults(), rev: newRevState(), confirming: map[string]*confirmCall{}}
+	v.log, v.hc = v.cfg.Logger, v.cfg.HTTPClient
+	v.bg, v.cancel = context.WithCancel(context.Background())
+	tb.Cleanup(v.cancel)
+	v.keys.Store(&keySet{keys: map[string]*publicKey{}})
+	return v
+}
+
+func TestInstallSnapshotOrder(t *testing.T) {
+	now := time.Now()
+	snap := func(version uint64, ids ...string) *revocation.Snapshot {
+		var es []revocation.Entry
+		for _, id := range ids {
+			es = append(es, revocation.Entry{Kind: revocation.KindToken, TokenID: id, ExpiresAt: now.Add(time.Hour)})
+		}
+		return revocation.NewSnapshot(version, now, es, 0)
+	}
+	tests := []struct {
+		name        string
+		reset       bool
+		second      *revocation.Snapshot
+		wantVersion uint64
+		wantFilter  uint64 // the installed filter's version
+	}{
+		{"newer replaces", false, snap(20, "a", "b", "c"), 20, 20},
+		{"same version replaces", false, snap(10, "a", "b"), 10, 10},
+		{"older is ignored", false, snap(5, "a"), 10, 10},
+		{"older with reset replaces (a new log)", true, snap(5, "a"), 5, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := bareVerifier(t)
+			v.installSnapshot(snap(10, "a", "b"), true)
+			gen := v.gen.Load()
+			v.installSnapshot(tc.second, tc.reset)
+			if got := v.currentVersion(); got != tc.wantVersion {
+				t.Errorf("version: got %d, want %d", got, tc.wantVersion)
+			}
+			if got := v.rev.snap.Version; got != tc.wantFilter {
+				t.Errorf("installed filter: got version %d, want %d", got, tc.wantFilter)
+			}
+			if tc.wantFilter == 10 && !v.rev.snap.MayContainToken("b") {
+				t.Errorf("id of the kept filter: got no hit, want one")
+			}
+			if changed := v.gen.Load() != gen; changed != (v.rev.snap == tc.second) {
+				t.Errorf("generation changed: got %v, want %v", changed, v.rev.snap == tc.second)
+			}
+		})
+	}
+}
+
+func TestApplyEntriesGeneration(t *testing.T) {
+	tok := revocation.Entry{Seq: 7, Kind: revocation.KindToken, TokenID: "t1", ExpiresAt: time.Now().Add(time.Hour)}
+	tests := []struct {
+		name        string
+		entries     []revocation.Entry
+		version     uint64
+		wantVersion uint64
+		wantBump    bool
+	}{
+		{"empty delta raises the version only", nil, 5, 5, false},
+		{"an entry", []revocation.Entry{tok}, 0, 7, true},
+		{"an entry and a higher delta version", []revocation.Entry{tok}, 9, 9, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := bareVerifier(t)
+			gen := v.gen.Load()
+			v.applyEntries(tc.entries, tc.version)
+			if got := v.currentVersion(); got != tc.wantVersion {
+				t.Errorf("version: got %d, want %d", got, tc.wantVersion)
+			}
+			if bumped := v.gen.Load() != gen; bumped != tc.wantBump {
+				t.Errorf("generation bumped: got %v, want %v", bumped, tc.wantBump)
+			}
+		})
+	}
+}
+
+func TestConfirmDenialRacingSnapshot(t *testing.T) {
+	// GET /revocations/{id} answers 404; before the answer is recorded, a
+	// snapshot that holds the id (revoked meanwhile) is installed. The old
+	// "not revoked" must not be remembered against the new filter.
+	asked, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(asked)
+		<-release
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	now := time.Now()
+	snap := func(version uint64, ids ...string) *revocation.Snapshot {
+		return revocation.NewSnapshotWithFilter(version, now, ids, 1, 1) // every id hits once any is in
+	}
+	v := bareVerifier(t)
+	v.listURL = srv.URL + "/revocations"
+	v.installSnapshot(snap(1, "other"), true)
+
+	type result struct {
+		revoked bool
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := v.confirm(context.Background(), "tok")
+		done <- result{r, err}
+	}()
+	<-asked
+	v.installSnapshot(snap(2, "other", "tok"), true)
+	close(release)
+	r := <-done
+	if r.err != nil || r.revoked {
+		t.Fatalf("confirm: got %v, %v; want not revoked, nil (the issuer's answer)", r.revoked, r.err)
+	}
+	v.rev.mu.RLock()
+	_, denied := v.rev.notRevoked["tok"]
+	v.rev.mu.RUnlock()
+	if denied {
+		t.Error("404 asked about the old filter: got it remembered against the new one, want forgotten")
 	}
 }

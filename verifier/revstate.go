@@ -60,10 +60,17 @@ func (v *Verifier) currentVersion() uint64 {
 // Exact entries learnt earlier stay (until they expire): they are true
 // revocations, and keeping them spares confirmation lookups. With reset the
 // version becomes the snapshot's even when lower (the issuer's log was
-// replaced, or we were too far behind); otherwise it never goes back.
+// replaced, or we were too far behind); otherwise it never goes back, and
+// a snapshot older than the installed one is ignored: its filter lacks ids
+// that only the installed filter holds (a replica lagging behind, or a
+// periodic refresh racing a reset).
 func (v *Verifier) installSnapshot(s *revocation.Snapshot, reset bool) {
 	var withdrawn []string
 	v.rev.mu.Lock()
+	if !reset && v.rev.snap != nil && s.Version < v.rev.snap.Version {
+		v.rev.mu.Unlock()
+		return
+	}
 	v.rev.snap = s
 	if reset || s.Version > v.rev.version {
 		v.rev.version = s.Version
@@ -124,7 +131,11 @@ func (v *Verifier) applyEntries(entries []revocation.Entry, version uint64) {
 	for _, kid := range withdrawn {
 		v.dropKey(kid)
 	}
-	v.gen.Add(1)
+	// An empty delta (every poll while the stream is down) changes nothing
+	// a cached token was checked against.
+	if len(entries) > 0 {
+		v.gen.Add(1)
+	}
 }
 
 // prune forgets exact entries that no longer matter.
@@ -220,6 +231,11 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 		v.confirmMu.Unlock()
 		close(c.done)
 	}()
+	// A "not revoked" answer holds for the filter it was asked about: a
+	// snapshot installed meanwhile may carry a revocation made since.
+	v.rev.mu.RLock()
+	asked := v.rev.snap
+	v.rev.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(v.bg, v.cfg.requestTimeout())
 	defer cancel()
 	body, status, err := v.get(ctx, v.listURL+"/"+url.PathEscape(id), 64<<10, nil)
@@ -248,10 +264,12 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 		v.gen.Add(1)
 	case http.StatusNotFound:
 		v.rev.mu.Lock()
-		if _, exact := v.rev.tokens[id]; !exact {
-			v.rev.notRevoked[id] = struct{}{}
-		} else {
+		_, exact := v.rev.tokens[id]
+		switch {
+		case exact:
 			c.revoked = true // an SSE event got here first
+		case v.rev.snap == asked:
+			v.rev.notRevoked[id] = struct{}{}
 		}
 		v.rev.mu.Unlock()
 	default:

@@ -273,6 +273,16 @@ func (v *Verifier) dispatch(ctx context.Context, event string, data []byte, conn
 		if err := v.loadSnapshot(ctx, true); err != nil {
 			return err
 		}
+		// A snapshot older than that version (served by a replica behind
+		// the one streaming) leaves a gap the stream never fills: end the
+		// stream, so that the poll after it catches up from the snapshot
+		// and the next stream resumes from there.
+		var r struct {
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil || v.currentVersion() < r.Version {
+			return errors.New("event stream: the snapshot is behind the stream; resuming from the snapshot")
+		}
 	case "revocation":
 		var e revocation.Entry
 		if err := json.Unmarshal(data, &e); err != nil {

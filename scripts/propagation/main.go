@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -182,6 +183,15 @@ log:
 
 	var fromSend, fromAck []time.Duration
 	for i, t := range toks {
+		if !o.sse {
+			// Each revocation would otherwise follow the poll that
+			// delivered the previous one by a fixed offset, and every
+			// figure would be one whole poll interval: a random pause puts
+			// it at a random point of the polling cycle.
+			if err := pause(ctx, rand.N(verifier.DefaultPollInterval)); err != nil {
+				return err
+			}
+		}
 		sent := time.Now()
 		if err := revoke(ctx, client, base, t.id); err != nil {
 			return fmt.Errorf("revoke token %d: %w", i, err)
@@ -247,6 +257,17 @@ func waitRefused(ctx context.Context, vs []*verifier.Verifier, token string, dea
 	}
 	wg.Wait()
 	return last, firstErr
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func cmpErr(have, next error) error {
