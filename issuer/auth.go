@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,8 +213,8 @@ func (p *hashPool) acquire(ctx context.Context) (release func(), err error) {
 func (p *hashPool) release() { <-p.slots }
 
 // failureLimiter counts failed logins per username and per client address
-// in fixed windows. Its memory is bounded: expired windows are swept and,
-// when a map is still full, an arbitrary entry makes room.
+// in fixed windows. Its memory is bounded: when a map is full, expired
+// windows are swept and then others make room, locked-out keys last.
 type failureLimiter struct {
 	mu        sync.Mutex
 	window    time.Duration
@@ -242,6 +243,21 @@ func newFailureLimiter(maxUser, maxClient int, window time.Duration) *failureLim
 	}
 }
 
+// clientKey is what failures of a client address are counted under: the
+// address, or for IPv6 its /64, the block one subscriber usually holds
+// whole, so that stepping through it does not bring a fresh budget.
+func clientKey(client string) string {
+	a, err := netip.ParseAddr(client)
+	if err != nil || !a.Unmap().Is6() {
+		return client
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return client
+	}
+	return p.String()
+}
+
 // check reports whether username or client is past its limit, and for how
 // long it stays so.
 func (l *failureLimiter) check(username, client string, now time.Time) (wait time.Duration, limit string, limited bool) {
@@ -250,7 +266,7 @@ func (l *failureLimiter) check(username, client string, now time.Time) (wait tim
 	if w := l.live(l.users, username, now); w != nil && w.count >= l.maxUser {
 		return w.start.Add(l.window).Sub(now), "user", true
 	}
-	if w := l.live(l.clients, client, now); w != nil && w.count >= l.maxClient {
+	if w := l.live(l.clients, clientKey(client), now); w != nil && w.count >= l.maxClient {
 		return w.start.Add(l.window).Sub(now), "client", true
 	}
 	return 0, "", false
@@ -273,30 +289,47 @@ func (l *failureLimiter) live(m map[string]*failureWindow, key string, now time.
 func (l *failureLimiter) fail(username, client string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.add(l.users, username, now)
-	l.add(l.clients, client, now)
+	l.add(l.users, username, l.maxUser, now)
+	l.add(l.clients, clientKey(client), l.maxClient, now)
 }
 
-func (l *failureLimiter) add(m map[string]*failureWindow, key string, now time.Time) {
+func (l *failureLimiter) add(m map[string]*failureWindow, key string, limit int, now time.Time) {
 	if w := l.live(m, key, now); w != nil {
 		w.count++
 		return
 	}
 	if len(m) >= l.maxKeys {
-		for k, w := range m {
-			if !now.Before(w.start.Add(l.window)) {
-				delete(m, k)
-			}
-		}
-		for k := range m {
-			if len(m) < l.maxKeys {
-				break
-			}
-			delete(m, k)
-		}
+		l.makeRoom(m, limit, now)
 	}
 	// The key may point into a request buffer; the map outlives it.
 	m[strings.Clone(key)] = &failureWindow{start: now, count: 1}
+}
+
+// makeRoom frees a tenth of a full map, so that the scan is paid once per
+// many failures: expired windows first, then windows below limit, and
+// locked-out keys last, so a flood of made-up names cannot unlock an
+// attacked account.
+func (l *failureLimiter) makeRoom(m map[string]*failureWindow, limit int, now time.Time) {
+	target := l.maxKeys - max(l.maxKeys/10, 1)
+	for k, w := range m {
+		if !now.Before(w.start.Add(l.window)) {
+			delete(m, k)
+		}
+	}
+	for k, w := range m {
+		if len(m) <= target {
+			return
+		}
+		if w.count < limit {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) <= target {
+			return
+		}
+		delete(m, k)
+	}
 }
 
 // succeed forgets username's failures. The client's are kept: one right

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -291,4 +292,65 @@ func TestHashPoolSaturated(t *testing.T) {
 		rel()
 	}
 	wantStatus(t, e.do("POST", "/user-token", as("alice")), 200)
+}
+
+// TestFailureLimiterKeepsLockedKeys: when the maps are full, a flood of
+// made-up names and addresses makes room by dropping keys below their
+// limit, never the attacked account's lock.
+func TestFailureLimiterKeepsLockedKeys(t *testing.T) {
+	l := newFailureLimiter(3, 3, time.Minute)
+	l.maxKeys = 10
+	now := testStart
+	for range 3 {
+		l.fail("victim", "203.0.113.1", now)
+	}
+	for i := range 200 {
+		l.fail("spray"+strconv.Itoa(i), "198.51.100."+strconv.Itoa(i%250), now.Add(time.Second))
+	}
+	if len(l.users) > 10 || len(l.clients) > 10 {
+		t.Fatalf("maps grew past the bound: got %d users, %d clients, want <= 10", len(l.users), len(l.clients))
+	}
+	if _, limit, limited := l.check("victim", "192.0.2.1", now.Add(2*time.Second)); !limited || limit != "user" {
+		t.Errorf("victim after the flood: got limited=%v by %q, want limited by user", limited, limit)
+	}
+	if _, limit, limited := l.check("someone", "203.0.113.1", now.Add(2*time.Second)); !limited || limit != "client" {
+		t.Errorf("attacker address after the flood: got limited=%v by %q, want limited by client", limited, limit)
+	}
+}
+
+// TestFailureLimiterIPv6Block: an IPv6 client is counted by its /64, so
+// stepping through addresses of one block brings no fresh budget; IPv4
+// addresses and other blocks keep their own.
+func TestFailureLimiterIPv6Block(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxFailuresUser = 100
+		c.MaxFailuresClient = 3
+		c.TrustedProxies = []string{"0.0.0.0/32"}
+	})
+	for i := range 3 {
+		wantError(t, e.do("GET", "/tokens", basic(fmt.Sprintf("user%d", i), "guess-guess"),
+			from(fmt.Sprintf("2001:db8:1:2::%x", i+1))), 401, ECodeUnauthorized)
+	}
+	for _, tc := range []struct {
+		name, addr string
+		status     int
+	}{
+		{"same /64", "2001:db8:1:2:ffff::9", http.StatusTooManyRequests},
+		{"another /64", "2001:db8:1:3::1", http.StatusOK},
+		{"IPv4", "192.0.2.7", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantStatus(t, e.do("GET", "/tokens", as("alice"), from(tc.addr)), tc.status)
+		})
+	}
+	for in, want := range map[string]string{
+		"2001:db8::1":      "2001:db8::/64",
+		"::ffff:192.0.2.1": "::ffff:192.0.2.1",
+		"192.0.2.1":        "192.0.2.1",
+		"not-an-address":   "not-an-address",
+	} {
+		if got := clientKey(in); got != want {
+			t.Errorf("clientKey(%q): got %q, want %q", in, got, want)
+		}
+	}
 }

@@ -85,10 +85,14 @@ func (s *Server) handleListTokens(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("list tokens: %w", err)
 	}
+	keyRevoked, err := s.revIndex.revokedKeys(c.UserContext(), s.st, s.now())
+	if err != nil {
+		return err
+	}
 	out := tokenList{Tokens: make([]tokenMetadata, 0, len(recs))}
 	for _, r := range recs {
 		if visible(p, r) {
-			out.Tokens = append(out.Tokens, s.metadataOf(r, tokenState{}))
+			out.Tokens = append(out.Tokens, s.metadataOf(r, tokenState{keyRevoked: keyRevoked(r.KeyID)}))
 		}
 	}
 	return c.JSON(out)
@@ -145,7 +149,7 @@ func (s *Server) handleCreateToken(c *fiber.Ctx) error {
 		Lifetime:    life,
 	}
 	if typ == store.TokenPersonal {
-		g.Owner = p.User.Username
+		g.Owner, g.OwnerUpdated, g.Client = p.User.Username, p.User.UpdatedAt, s.clientIP(c)
 	}
 	value, rec, err := s.issue(c.UserContext(), g)
 	if err != nil {
@@ -184,7 +188,11 @@ func (s *Server) handleGetToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.metadataOf(rec, tokenState{}))
+	keyRevoked, err := s.revIndex.revoked(c.UserContext(), s.st, rec.KeyID, s.now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.metadataOf(rec, tokenState{keyRevoked: keyRevoked}))
 }
 
 func (s *Server) handleDeleteToken(c *fiber.Ctx) error {
@@ -218,31 +226,35 @@ func (s *Server) revoke(c *fiber.Ctx, p *principal, rec store.TokenRecord, reaso
 
 // reissueChecks applies to regenerate and copy: the caller may create
 // tokens, a personal token's owner still exists and still holds every
-// scope, and the caller holds them too.
-func (s *Server) reissueChecks(c *fiber.Ctx, p *principal, rec store.TokenRecord) error {
+// scope, and the caller holds them too. It returns the owner's UpdatedAt
+// (zero for administrative tokens) for grant.OwnerUpdated.
+func (s *Server) reissueChecks(c *fiber.Ctx, p *principal, rec store.TokenRecord) (time.Time, error) {
 	if err := s.mayCreate(p); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if !rec.Type.Valid() {
-		return errorf(ECodeConflict, "This token has an unknown type and cannot be reissued.")
+		return time.Time{}, errorf(ECodeConflict, "This token has an unknown type and cannot be reissued.")
 	}
 	if bad, ok := uncovered(p.Scopes, rec.Scopes); ok {
-		return errorf(ECodeForbidden, "You may not grant the scope %q.", bad)
+		return time.Time{}, errorf(ECodeForbidden, "You may not grant the scope %q.", bad)
 	}
-	if rec.Type != store.TokenPersonal || rec.Owner == p.User.Username {
-		return nil
+	if rec.Type != store.TokenPersonal {
+		return time.Time{}, nil
+	}
+	if rec.Owner == p.User.Username {
+		return p.User.UpdatedAt, nil
 	}
 	owner, err := s.st.GetUser(c.UserContext(), rec.Owner)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return errorf(ECodeConflict, "The token's owner no longer exists.")
+		return time.Time{}, errorf(ECodeConflict, "The token's owner no longer exists.")
 	case err != nil:
-		return fmt.Errorf("look up token owner: %w", err)
+		return time.Time{}, fmt.Errorf("look up token owner: %w", err)
 	}
 	if bad, ok := uncovered(s.cfg.Roles[string(owner.Role)], rec.Scopes); ok {
-		return errorf(ECodeForbidden, "The token's owner no longer holds the scope %q.", bad)
+		return time.Time{}, errorf(ECodeForbidden, "The token's owner no longer holds the scope %q.", bad)
 	}
-	return nil
+	return owner.UpdatedAt, nil
 }
 
 // reissueLifetime is a token's lifetime for regenerate and copy: as asked
@@ -270,21 +282,28 @@ func (s *Server) handleRegenerateToken(c *fiber.Ctx) error {
 	if old.ReplacedBy != "" {
 		return errorf(ECodeConflict, "This token was already regenerated; its replacement is %s.", old.ReplacedBy)
 	}
-	if err := s.reissueChecks(c, p, old); err != nil {
+	ownerUpdated, err := s.reissueChecks(c, p, old)
+	if err != nil {
 		return err
 	}
-	now := s.now()
-	value, next, err := s.mint(grant{
-		Type:        old.Type,
-		Owner:       old.Owner,
-		Org:         old.Org,
-		Name:        old.Name,
-		Description: old.Description,
-		Scopes:      old.Scopes,
-		CreatedBy:   p.User.Username,
-		Lifetime:    s.reissueLifetime(old),
-		ParentID:    old.ID,
-	}, now)
+	g := grant{
+		Type:         old.Type,
+		Owner:        old.Owner,
+		Org:          old.Org,
+		Name:         old.Name,
+		Description:  old.Description,
+		Scopes:       old.Scopes,
+		CreatedBy:    p.User.Username,
+		Lifetime:     s.reissueLifetime(old),
+		ParentID:     old.ID,
+		OwnerUpdated: ownerUpdated,
+		Client:       s.clientIP(c),
+	}
+	now, err := s.afterCutoff(c.UserContext(), g, s.now())
+	if err != nil {
+		return err
+	}
+	value, next, err := s.mint(g, now)
 	if err != nil {
 		return err
 	}
@@ -303,6 +322,9 @@ func (s *Server) handleRegenerateToken(c *fiber.Ctx) error {
 		s.metrics.revocations.WithLabelValues("regenerate").Inc()
 	}
 	s.audit(c, p, "token.regenerate", old.ID, "replaced by "+next.ID)
+	if err := s.ownerUnchanged(c.UserContext(), next, g); err != nil {
+		return err
+	}
 	return c.Status(fiber.StatusCreated).JSON(createdToken{Token: value, tokenMetadata: s.metadataOf(next, tokenState{})})
 }
 
@@ -319,7 +341,8 @@ func (s *Server) handleCopyToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.reissueChecks(c, p, orig); err != nil {
+	ownerUpdated, err := s.reissueChecks(c, p, orig)
+	if err != nil {
 		return err
 	}
 	name := orig.Name
@@ -345,15 +368,17 @@ func (s *Server) handleCopyToken(c *fiber.Ctx) error {
 		return err
 	}
 	value, rec, err := s.issue(c.UserContext(), grant{
-		Type:        orig.Type,
-		Owner:       orig.Owner,
-		Org:         orig.Org,
-		Name:        name,
-		Description: desc,
-		Scopes:      orig.Scopes,
-		CreatedBy:   p.User.Username,
-		Lifetime:    life,
-		ParentID:    orig.ID,
+		Type:         orig.Type,
+		Owner:        orig.Owner,
+		Org:          orig.Org,
+		Name:         name,
+		Description:  desc,
+		Scopes:       orig.Scopes,
+		CreatedBy:    p.User.Username,
+		Lifetime:     life,
+		ParentID:     orig.ID,
+		OwnerUpdated: ownerUpdated,
+		Client:       s.clientIP(c),
 	})
 	if err != nil {
 		return err

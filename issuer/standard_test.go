@@ -419,7 +419,7 @@ func BenchmarkUserTokenIssue(b *testing.B) {
 		if err := decodeJSON("application/json", body, &req); err != nil {
 			b.Fatal(err)
 		}
-		value, rec, err := e.srv.issueUserToken(ctx, p, req)
+		value, rec, err := e.srv.issueUserToken(ctx, p, req, "192.0.2.1")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -70,6 +70,13 @@ type grant struct {
 	CreatedBy   string
 	Lifetime    time.Duration
 	ParentID    string
+	// OwnerUpdated is the owner's UpdatedAt as read when the request was
+	// authorized (zero for administrative tokens): if the owner changes
+	// before the token is recorded, the token is withheld (ownerUnchanged).
+	OwnerUpdated time.Time
+	// Client is the request's client address, for the audit event of a
+	// withheld token.
+	Client string
 }
 
 // tokenIDEncoding spells token ids in lower-case base32: URL-safe, selectable
@@ -143,7 +150,11 @@ func (s *Server) mint(g grant, now time.Time) (string, store.TokenRecord, error)
 // issue signs a token for g and records it before returning it: a token
 // this issuer does not know of never leaves it.
 func (s *Server) issue(ctx context.Context, g grant) (string, store.TokenRecord, error) {
-	value, rec, err := s.mint(g, s.now())
+	now, err := s.afterCutoff(ctx, g, s.now())
+	if err != nil {
+		return "", store.TokenRecord{}, err
+	}
+	value, rec, err := s.mint(g, now)
 	if err != nil {
 		return "", store.TokenRecord{}, err
 	}
@@ -153,8 +164,78 @@ func (s *Server) issue(ctx context.Context, g grant) (string, store.TokenRecord,
 		}
 		return "", store.TokenRecord{}, fmt.Errorf("record token: %w", err)
 	}
+	if err := s.ownerUnchanged(ctx, rec, g); err != nil {
+		return "", store.TokenRecord{}, err
+	}
 	s.metrics.tokensIssued.WithLabelValues(string(rec.Type)).Inc()
 	return value, rec, nil
+}
+
+// afterCutoff returns the time to issue a token at. iat has whole seconds
+// and a subject cut-off (password set with revocation, or a removed user's
+// name taken again) does not; verifiers refuse a token whose iat is before
+// its subject's cut-off, so a token issued in the same second right after
+// the cut-off would be refused everywhere for its whole life. In that one
+// second the request waits for the next full second (at most a second,
+// bounded by ctx) and the token is issued then.
+func (s *Server) afterCutoff(ctx context.Context, g grant, now time.Time) (time.Time, error) {
+	iat := now.Truncate(time.Second)
+	// Only an owner changed after iat can have a cut-off after it; that
+	// keeps the look-up off the usual path.
+	if g.Type != store.TokenPersonal || !iat.Before(g.OwnerUpdated) {
+		return now, nil
+	}
+	cut, err := s.revIndex.cutoff(ctx, s.st, g.Org, g.Owner, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !iat.Before(cut) {
+		return now, nil
+	}
+	next := cut.Truncate(time.Second)
+	if next.Before(cut) {
+		next = next.Add(time.Second)
+	}
+	t := time.NewTimer(next.Sub(now))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return next, nil
+	case <-ctx.Done():
+		return time.Time{}, rateLimited(next.Sub(now), "The user's tokens were revoked a moment ago; ask again in a second.")
+	}
+}
+
+// ownerUnchanged runs after a personal token is recorded: if its owner was
+// removed or changed (a new password, maybe with its tokens revoked) since
+// the request was authorized, that change may have committed between the
+// authorization and the record and missed the token, so the token is
+// revoked and withheld. A change committed after this check finds the
+// record and covers it.
+func (s *Server) ownerUnchanged(ctx context.Context, rec store.TokenRecord, g grant) error {
+	if rec.Type != store.TokenPersonal {
+		return nil
+	}
+	u, err := s.st.GetUser(ctx, rec.Owner)
+	switch {
+	case err == nil && u.UpdatedAt.Equal(g.OwnerUpdated) && u.Org == rec.Org:
+		return nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		err = fmt.Errorf("confirm token owner: %w", err)
+	default:
+		err = errorf(ECodeConflict, "The user %s was changed or removed while the token was being made; nothing was issued.", rec.Owner)
+	}
+	const reason = "withheld: its owner changed while it was being made"
+	if _, rerr := s.st.RevokeToken(ctx, rec.ID, s.now(), reason); rerr != nil {
+		// The value never leaves this process, so nobody holds the token.
+		s.log.Error("revoking a withheld token failed", "token_id", rec.ID, "err", rerr)
+	} else {
+		s.feed.notify()
+		s.appendAudit(ctx, store.AuditEvent{
+			Org: rec.Org, Actor: rec.CreatedBy, Action: "token.revoke", Target: rec.ID, ClientIP: g.Client, Detail: reason,
+		})
+	}
+	return err
 }
 
 // tokenMetadata is how a token is shown; never with its value.
@@ -279,7 +360,7 @@ func (s *Server) parseToken(ctx context.Context, value string) (*parsedToken, er
 		return nil, errNotOurToken
 	}
 	pt.rec = rec
-	revoked, err := s.keyRevocations.revoked(ctx, s.st, kid, s.now())
+	revoked, err := s.revIndex.revoked(ctx, s.st, kid, s.now())
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func (s *Server) handleIssueUserToken(c *fiber.Ctx) error {
 	if _, err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	value, rec, err := s.issueUserToken(c.UserContext(), p, req)
+	value, rec, err := s.issueUserToken(c.UserContext(), p, req, s.clientIP(c))
 	if err != nil {
 		return err
 	}
@@ -57,11 +57,9 @@ func (s *Server) handleIssueUserToken(c *fiber.Ctx) error {
 }
 
 // issueUserToken is POST /user-token after authentication: it checks the
-// request and signs and records a personal token for p.
-func (s *Server) issueUserToken(ctx context.Context, p *principal, req userTokenRequest) (string, store.TokenRecord, error) {
-	if err := s.mayCreate(p); err != nil {
-		return "", store.TokenRecord{}, err
-	}
+// request and signs and records a personal token for p, asked for from
+// client.
+func (s *Server) issueUserToken(ctx context.Context, p *principal, req userTokenRequest, client string) (string, store.TokenRecord, error) {
 	if err := checkLabel("name", req.Name, maxNameLen, false); err != nil {
 		return "", store.TokenRecord{}, err
 	}
@@ -75,13 +73,15 @@ func (s *Server) issueUserToken(ctx context.Context, p *principal, req userToken
 		return "", store.TokenRecord{}, err
 	}
 	return s.issue(ctx, grant{
-		Type:      store.TokenPersonal,
-		Owner:     p.User.Username,
-		Org:       p.User.Org,
-		Name:      req.Name,
-		Scopes:    scopes,
-		CreatedBy: p.User.Username,
-		Lifetime:  life,
+		Type:         store.TokenPersonal,
+		Owner:        p.User.Username,
+		OwnerUpdated: p.User.UpdatedAt,
+		Org:          p.User.Org,
+		Name:         req.Name,
+		Scopes:       scopes,
+		CreatedBy:    p.User.Username,
+		Lifetime:     life,
+		Client:       client,
 	})
 }
 

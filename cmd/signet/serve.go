@@ -134,6 +134,12 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))
 		}
 		cancel()
+		// Shutdown closes only a listener the server has started on; a
+		// Close that comes first (a signal right at start-up) would leave
+		// it accepting forever.
+		if err := m.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close listener: %w", err))
+		}
 	}
 	if m.cancel != nil {
 		m.cancel()
