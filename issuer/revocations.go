@@ -272,7 +272,7 @@ func (f *revocationFeed) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read revocation state: %w", err)
 	}
-	recs, err := f.st.ListRevocations(ctx, int64(since), now)
+	recs, err := f.st.ListRevocations(ctx, int64(since), now.Add(-revocation.ExpiryGrace))
 	if err != nil {
 		return fmt.Errorf("list revocations since %d: %w", since, err)
 	}
@@ -289,7 +289,7 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 	state, err := f.st.RevocationState(ctx)
 	if err == nil {
 		var recs []store.Revocation
-		if recs, err = f.st.ListRevocations(ctx, 0, now); err == nil {
+		if recs, err = f.st.ListRevocations(ctx, 0, now.Add(-revocation.ExpiryGrace)); err == nil {
 			// One critical section: nobody may see "loaded" before the
 			// entries and version are in place.
 			f.mu.Lock()
@@ -371,9 +371,10 @@ func (f *revocationFeed) prune(now time.Time) {
 	}
 }
 
-// liveAt reports whether e still matters at now.
+// liveAt reports whether e is still on the list at now (see
+// revocation.ExpiryGrace).
 func liveAt(e revocation.Entry, now time.Time) bool {
-	return e.ExpiresAt.IsZero() || e.ExpiresAt.After(now)
+	return revocation.Live(e.ExpiresAt, now)
 }
 
 // entryOf maps a store log entry to its wire form.

@@ -751,6 +751,7 @@ func TestRevocationSnapshotBuildsNewestVersion(t *testing.T) {
 
 func TestRevocationFeedPrune(t *testing.T) {
 	now := time.Now().UTC()
+	const grace = revocation.ExpiryGrace
 	entry := func(seq uint64, expires time.Time) revocation.Entry {
 		return revocation.Entry{Seq: seq, Kind: revocation.KindToken, TokenID: fmt.Sprintf("tok-%d", seq), ExpiresAt: expires}
 	}
@@ -760,9 +761,11 @@ func TestRevocationFeedPrune(t *testing.T) {
 		want    []uint64
 	}{
 		{"nothing expired", []time.Duration{time.Hour, time.Minute}, []uint64{1, 2}},
-		{"first expired", []time.Duration{-time.Minute, time.Hour, time.Hour}, []uint64{2, 3}},
-		{"middle expired", []time.Duration{time.Hour, -time.Second, time.Hour}, []uint64{1, 3}},
-		{"all expired", []time.Duration{-time.Hour, 0}, []uint64{}},
+		// Entries stay revocation.ExpiryGrace past their token's expiry.
+		{"expired within the grace", []time.Duration{-time.Minute, -time.Second, 0}, []uint64{1, 2, 3}},
+		{"first past the grace", []time.Duration{-grace - time.Minute, time.Hour, time.Hour}, []uint64{2, 3}},
+		{"middle past the grace", []time.Duration{time.Hour, -grace - time.Second, time.Hour}, []uint64{1, 3}},
+		{"all past the grace", []time.Duration{-grace - time.Hour, -grace}, []uint64{}},
 		{"empty log", nil, []uint64{}},
 	}
 	for _, tc := range tests {

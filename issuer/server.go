@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/signet-auth/signet/revocation"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -306,7 +307,9 @@ func (s *Server) pruneLoop(ctx context.Context) {
 
 func (s *Server) prune(ctx context.Context) {
 	now := s.now()
-	n, err := s.st.Prune(ctx, now, now.Add(-s.cfg.PruneAfter))
+	// Revocation entries stay ExpiryGrace past their token's expiry, while
+	// verifiers still accept the token within their clock-skew leeway.
+	n, err := s.st.Prune(ctx, now.Add(-revocation.ExpiryGrace), now.Add(-s.cfg.PruneAfter))
 	switch {
 	case err != nil && ctx.Err() == nil:
 		s.log.Warn("pruning expired records failed", "err", err)

@@ -65,6 +65,18 @@ const ContentType = "application/vnd.signet.revocations.v1"
 // issuer configures none.
 const DefaultFalsePositiveRate = 1e-6
 
+// ExpiryGrace is how long an entry stays on the list after its ExpiresAt.
+// A verifier accepts a token until its exp plus a clock-skew leeway, so the
+// list must go on refusing a revoked token for that long; a verifier's
+// leeway may not exceed ExpiryGrace.
+const ExpiryGrace = 5 * time.Minute
+
+// Live reports whether an entry that expires at expires is still on the
+// list at now: always for a zero expiry, else until expires+ExpiryGrace.
+func Live(expires, now time.Time) bool {
+	return expires.IsZero() || now.Before(expires.Add(ExpiryGrace))
+}
+
 // Kind says what an entry withdraws.
 type Kind string
 
@@ -143,7 +155,7 @@ type Snapshot struct {
 }
 
 // NewSnapshot builds the snapshot of version from entries (of any kind),
-// skipping those that expired at builtAt. fpRate <= 0 means
+// skipping those no longer Live at builtAt. fpRate <= 0 means
 // DefaultFalsePositiveRate.
 func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate float64) *Snapshot {
 	if fpRate <= 0 || fpRate >= 1 {
@@ -152,7 +164,7 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 	s := &Snapshot{Version: version, BuiltAt: builtAt}
 	var tokens []string
 	for _, e := range entries {
-		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(builtAt) {
+		if !Live(e.ExpiresAt, builtAt) {
 			continue
 		}
 		switch e.Kind {

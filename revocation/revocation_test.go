@@ -18,7 +18,8 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 123, time.UTC)
 func sampleEntries() []revocation.Entry {
 	return []revocation.Entry{
 		{Seq: 1, Kind: revocation.KindToken, TokenID: "tok-a", ExpiresAt: t0.Add(time.Hour)},
-		{Seq: 2, Kind: revocation.KindToken, TokenID: "tok-expired", ExpiresAt: t0.Add(-time.Second)},
+		// Past its expiry by more than the grace: off the list.
+		{Seq: 2, Kind: revocation.KindToken, TokenID: "tok-expired", ExpiresAt: t0.Add(-revocation.ExpiryGrace - time.Second)},
 		{Seq: 3, Kind: revocation.KindSubject, Org: "acme", Subject: "bob", NotBefore: t0.Add(-time.Minute), ExpiresAt: t0.Add(24 * time.Hour)},
 		{Seq: 4, Kind: revocation.KindKey, KeyID: "kid-1", RevokedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)},
 		{Seq: 5, Kind: revocation.KindToken, TokenID: "tok-b", ExpiresAt: t0.Add(time.Hour)},
@@ -65,7 +66,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				if e.Kind != revocation.KindToken {
 					continue
 				}
-				want := e.ExpiresAt.After(t0)
+				want := revocation.Live(e.ExpiresAt, t0)
 				if got.MayContainToken(e.TokenID) != want && want {
 					t.Errorf("MayContainToken(%s): got false, want true", e.TokenID)
 				}
@@ -74,6 +75,40 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				t.Error("re-encoding a decoded snapshot changed its bytes")
 			}
 		})
+	}
+}
+
+// TestSnapshotKeepsEntriesThroughGrace: a verifier accepts a token until exp
+// plus its leeway, so a revoked token's entry stays on the list until
+// ExpiresAt+ExpiryGrace, not just until ExpiresAt.
+func TestSnapshotKeepsEntriesThroughGrace(t *testing.T) {
+	entries := []revocation.Entry{
+		{Seq: 1, Kind: revocation.KindToken, TokenID: "just-expired", ExpiresAt: t0.Add(-time.Second)},
+		{Seq: 2, Kind: revocation.KindToken, TokenID: "end-of-grace", ExpiresAt: t0.Add(-revocation.ExpiryGrace)},
+		{Seq: 3, Kind: revocation.KindSubject, Org: "acme", Subject: "bob", NotBefore: t0.Add(-time.Hour), ExpiresAt: t0.Add(-time.Minute)},
+	}
+	s := revocation.NewSnapshot(3, t0, entries, 0)
+	if !s.MayContainToken("just-expired") {
+		t.Error("an entry whose token expired a second ago left the filter; verifiers with leeway still accept that token")
+	}
+	if s.MayContainToken("end-of-grace") {
+		t.Error("an entry past ExpiresAt+ExpiryGrace is still in the filter")
+	}
+	if len(s.Subjects) != 1 {
+		t.Errorf("subject cut-off within the grace: got %d, want 1", len(s.Subjects))
+	}
+	for _, tc := range []struct {
+		expires time.Time
+		want    bool
+	}{
+		{time.Time{}, true},
+		{t0.Add(time.Hour), true},
+		{t0.Add(-revocation.ExpiryGrace + time.Nanosecond), true},
+		{t0.Add(-revocation.ExpiryGrace), false},
+	} {
+		if got := revocation.Live(tc.expires, t0); got != tc.want {
+			t.Errorf("Live(%s, %s): got %v, want %v", tc.expires, t0, got, tc.want)
+		}
 	}
 }
 

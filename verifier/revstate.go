@@ -147,12 +147,12 @@ func (v *Verifier) pruneRevocations(now time.Time) {
 	}
 	v.rev.pruned = now
 	for id, exp := range v.rev.tokens {
-		if !exp.IsZero() && exp.Before(now) {
+		if !revocation.Live(exp, now) {
 			delete(v.rev.tokens, id)
 		}
 	}
 	for k, c := range v.rev.subjects {
-		if !c.expires.IsZero() && c.expires.Before(now) {
+		if !revocation.Live(c.expires, now) {
 			delete(v.rev.subjects, k)
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/signet-auth/signet/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -72,7 +73,10 @@ type Config struct {
 	// empty, aud is not checked.
 	Audience string
 	// Leeway is the clock skew tolerated on exp, nbf and iat (default
-	// DefaultLeeway, 30s; negative means none).
+	// DefaultLeeway, 30s; negative means none). It may not exceed
+	// revocation.ExpiryGrace (5m), the time a revocation stays on the list
+	// after its token's expiry: a larger leeway would accept revoked
+	// tokens once their entries left the list.
 	Leeway time.Duration
 	// MaxStaleness is how long after the last successful sync of the
 	// revocation list Verify keeps accepting tokens (default 10m). Past
@@ -193,6 +197,9 @@ type metadata struct {
 // three cannot be read: a verifier never starts without a list.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Leeway > revocation.ExpiryGrace {
+		return nil, fmt.Errorf("verifier: Leeway %s exceeds %s, how long revocations outlive their tokens", cfg.Leeway, revocation.ExpiryGrace)
+	}
 	u, err := url.Parse(cfg.IssuerURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("verifier: issuer URL %q is not an http(s) URL", cfg.IssuerURL)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/signet-auth/signet/revocation"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -303,6 +304,7 @@ func TestNewFails(t *testing.T) {
 		{"metadata issuer differs", verifier.Config{IssuerURL: iss.URL() + "/"}, false},
 		{"issuer down", verifier.Config{IssuerURL: iss.URL()}, true},
 		{"nothing listening", verifier.Config{IssuerURL: "http://127.0.0.1:1"}, false},
+		{"leeway beyond the list's grace", verifier.Config{IssuerURL: iss.URL(), Leeway: revocation.ExpiryGrace + time.Second}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,6 +320,46 @@ func TestNewFails(t *testing.T) {
 				t.Errorf("message %q: want prefix %q", err, "verifier: ")
 			}
 		})
+	}
+}
+
+// TestRevokedTokenRefusedThroughLeeway: a verifier accepts a token until exp
+// plus its leeway, and the revocation list keeps the token's entry that
+// long, so a revoked token is never accepted again after its exp.
+func TestRevokedTokenRefusedThroughLeeway(t *testing.T) {
+	clk := newClock()
+	iss := verifiertest.NewIssuer(t, verifiertest.WithNow(clk.Now))
+	v := newVerifier(t, iss, func(c *verifier.Config) {
+		c.Now, c.Leeway, c.MaxStaleness = clk.Now, revocation.ExpiryGrace, 1000*time.Hour
+		// The verifier forgets expired entries after each key refresh;
+		// refresh often so that forgetting runs inside this test.
+		c.JWKSRefreshInterval = 5 * time.Millisecond
+	})
+	// pruned waits until the verifier has refreshed its keys (and so
+	// pruned its entries) twice more at the current clock.
+	pruned := func() {
+		t.Helper()
+		n := iss.Requests("/.well-known/jwks.json")
+		eventually(t, "key refresh", func() bool { return iss.Requests("/.well-known/jwks.json") >= n+2 })
+	}
+	tok := iss.SignToken(t, verifiertest.Claims{"exp": clk.Now().Add(time.Minute).Unix()})
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("Verify: got %v, want nil", err)
+	}
+	iss.Revoke(verifiertest.TokenID(t, tok))
+	eventually(t, "token refused", func() bool {
+		_, err := v.Verify(context.Background(), tok)
+		return errors.Is(err, verifier.ErrRevoked)
+	})
+	// Past exp, inside the leeway, and past the verifier's pruning period.
+	clk.Advance(time.Minute + revocation.ExpiryGrace - time.Second)
+	pruned()
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrRevoked) {
+		t.Fatalf("Verify after exp but within the leeway: got %v, want ErrRevoked", err)
+	}
+	clk.Advance(2 * time.Second)
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrExpired) {
+		t.Fatalf("Verify past exp+leeway: got %v, want ErrExpired", err)
 	}
 }
 
