@@ -309,6 +309,11 @@ func (s *Server) handleRegenerateToken(c *fiber.Ctx) error {
 	}
 	if _, err := s.st.ReplaceToken(c.UserContext(), old.ID, next, now); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			// Either a concurrent regenerate won, or (the old token being
+			// revoked or expired) a live token has taken its name since.
+			if cur, gerr := s.st.GetToken(c.UserContext(), old.ID); gerr == nil && cur.ReplacedBy == "" {
+				return errorf(ECodeConflict, "A live token named %q exists now; revoke or rename it, or copy this token under another name.", old.Name)
+			}
 			return errorf(ECodeConflict, "This token was already regenerated.")
 		}
 		if errors.Is(err, store.ErrNotFound) {

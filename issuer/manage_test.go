@@ -358,6 +358,19 @@ func TestRegenerate(t *testing.T) {
 			t.Errorf("regenerated after revocation: got %+v, want an active token of the same name", got)
 		}
 	})
+	t.Run("name taken since revocation", func(t *testing.T) {
+		_, tok := e.createToken("bob", map[string]any{"name": "laptop"})
+		wantStatus(t, e.do("DELETE", "/tokens/"+tok.TokenID, as("bob")), 204)
+		e.createToken("bob", map[string]any{"name": "laptop"})
+		r := e.do("POST", "/tokens/"+tok.TokenID+"/regenerate", as("bob"))
+		wantError(t, r, 409, ECodeConflict)
+		if msg, _ := r.object(t)["message"].(string); !strings.Contains(msg, `"laptop"`) {
+			t.Errorf("message: got %q, want it to name the live token's name, not a regenerate race", msg)
+		}
+		if rec := e.record(tok.TokenID); rec.ReplacedBy != "" {
+			t.Errorf("a refused regenerate replaced the token: %+v", rec)
+		}
+	})
 	t.Run("of a removed user's token", func(t *testing.T) {
 		_, tok := e.createToken("carol", map[string]any{"name": "gone"})
 		wantStatus(t, e.do("DELETE", "/users/carol", as("alice")), 204)
