@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -25,16 +26,10 @@ func (c *cli) keysListCommand() *cobra.Command {
 		Short: "List keys with their state (next, signing, retired, revoked) and dates",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
-			if err != nil {
-				return err
-			}
-			c.printKeys(kr.List())
-			return nil
+			return c.withKeyring(cmd, func(_ config.Config, kr *keys.Keyring) error {
+				c.printKeys(kr.List())
+				return nil
+			})
 		},
 	}
 	addStoreFlags(cmd)
@@ -58,20 +53,14 @@ func (c *cli) keysRotateCommand() *cobra.Command {
 		Short: "Add a new key: published at once, signing after keys.publish_delay (or at once with --now)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
-			if err != nil {
-				return err
-			}
-			k, err := kr.Rotate(now)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "new key %s (%s), signing from %s\n", k.ID, k.Algorithm, fmtTime(k.SignFrom))
-			return nil
+			return c.withKeyring(cmd, func(_ config.Config, kr *keys.Keyring) error {
+				k, err := kr.Rotate(now)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "new key %s (%s), signing from %s\n", k.ID, k.Algorithm, fmtTime(k.SignFrom))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&now, "now", false, "sign with the new key at once (after a compromise)")
@@ -87,39 +76,47 @@ func (c *cli) keysRevokeCommand() *cobra.Command {
 			"A kid may start with '-': write `signet keys revoke -- -AbC...` so it is not taken for a flag.",
 		Args: exactArgs(1, "the key id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
-			if err != nil {
-				return err
-			}
-			if !hasKey(kr.List(), args[0]) {
-				return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
-			}
-			st, err := openStore(cmd.Context(), cfg.Store)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			// The store entry first: once it is durable every verifier
-			// refuses the key's tokens, even if the file change below fails.
-			now := time.Now().UTC()
-			if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
-				return fmt.Errorf("record key revocation: %w", err)
-			}
-			k, err := kr.Revoke(args[0])
-			if err != nil {
-				return err
-			}
-			auditCLI(cmd, st, "", "key.revoke", k.ID, "")
-			fmt.Fprintf(c.stdout, "revoked key %s; tokens it signed no longer verify\n", k.ID)
-			return nil
+			return c.withKeyring(cmd, func(cfg config.Config, kr *keys.Keyring) error {
+				if !hasKey(kr.List(), args[0]) {
+					return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
+				}
+				st, err := openStore(cmd.Context(), cfg.Store)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				// The store entry first: once it is durable every verifier
+				// refuses the key's tokens, even if the file change fails.
+				now := time.Now().UTC()
+				if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
+					return fmt.Errorf("record key revocation: %w", err)
+				}
+				k, err := kr.Revoke(args[0])
+				if err != nil {
+					return err
+				}
+				auditCLI(cmd, st, "", "key.revoke", k.ID, "")
+				fmt.Fprintf(c.stdout, "revoked key %s; tokens it signed no longer verify\n", k.ID)
+				return nil
+			})
 		},
 	}
 	addStoreFlags(cmd)
 	return cmd
+}
+
+// withKeyring loads the configuration and opens the keys for one offline
+// command.
+func (c *cli) withKeyring(cmd *cobra.Command, fn func(cfg config.Config, kr *keys.Keyring) error) error {
+	cfg, err := c.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+	if err != nil {
+		return err
+	}
+	return fn(cfg, kr)
 }
 
 func fmtTime(t time.Time) string {

@@ -36,37 +36,27 @@ func (c *cli) userAddCommand() *cobra.Command {
 			if !fromStdin {
 				return usageError{"--password-stdin is required: pipe the password on standard input"}
 			}
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			password, err := readPassword(c.stdin)
-			if err != nil {
-				return err
-			}
 			now := time.Now().UTC()
 			u := store.User{Username: args[0], Org: org, Role: store.Role(role), Email: email, CreatedAt: now, UpdatedAt: now}
 			if err := issuer.ValidateUser(u); err != nil {
 				return err
 			}
-			u.PasswordHash, err = issuer.HashPassword(password, passwordPolicy(cfg))
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.Store)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.CreateUser(cmd.Context(), u); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					return fmt.Errorf("user %q already exists", u.Username)
+			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
+				hash, err := c.newPasswordHash(cfg)
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			auditCLI(cmd, st, u.Org, "user.add", u.Username, "role "+role)
-			fmt.Fprintf(c.stdout, "added user %s (%s of %s)\n", u.Username, u.Role, u.Org)
-			return nil
+				u.PasswordHash = hash
+				if err := st.CreateUser(cmd.Context(), u); err != nil {
+					if errors.Is(err, store.ErrConflict) {
+						return fmt.Errorf("user %q already exists", u.Username)
+					}
+					return err
+				}
+				auditCLI(cmd, st, u.Org, "user.add", u.Username, "role "+role)
+				fmt.Fprintf(c.stdout, "added user %s (%s of %s)\n", u.Username, u.Role, u.Org)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&org, "org", "", "organization (required)")
@@ -86,25 +76,18 @@ func (c *cli) userListCommand() *cobra.Command {
 		Short: "List users",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.Store)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			users, err := st.ListUsers(cmd.Context(), org)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "USERNAME\tORG\tROLE\tEMAIL\tCREATED")
-			for _, u := range users {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Org, u.Role, u.Email, u.CreatedAt.UTC().Format(time.RFC3339))
-			}
-			return w.Flush()
+			return c.withStore(cmd, func(_ config.Config, st store.Store) error {
+				users, err := st.ListUsers(cmd.Context(), org)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "USERNAME\tORG\tROLE\tEMAIL\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Org, u.Role, u.Email, u.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&org, "org", "", "only this organization")
@@ -118,29 +101,19 @@ func (c *cli) userRemoveCommand() *cobra.Command {
 		Short: "Remove a user and revoke all of their personal tokens",
 		Args:  exactArgs(1, "the username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.Store)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			u, err := st.GetUser(cmd.Context(), args[0])
-			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no user %q", args[0])
+			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
+				u, err := getUser(cmd, st, args[0])
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			now := time.Now().UTC()
-			if _, err := st.DeleteUser(cmd.Context(), u.Username, now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
-				return err
-			}
-			auditCLI(cmd, st, u.Org, "user.remove", u.Username, "personal tokens revoked")
-			fmt.Fprintf(c.stdout, "removed user %s; their personal tokens are revoked\n", u.Username)
-			return nil
+				now := time.Now().UTC()
+				if _, err := st.DeleteUser(cmd.Context(), u.Username, now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
+					return err
+				}
+				auditCLI(cmd, st, u.Org, "user.remove", u.Username, "personal tokens revoked")
+				fmt.Fprintf(c.stdout, "removed user %s; their personal tokens are revoked\n", u.Username)
+				return nil
+			})
 		},
 	}
 	addStoreFlags(cmd)
@@ -157,51 +130,77 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 			if !fromStdin {
 				return usageError{"--password-stdin is required: pipe the password on standard input"}
 			}
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			password, err := readPassword(c.stdin)
-			if err != nil {
-				return err
-			}
-			hash, err := issuer.HashPassword(password, passwordPolicy(cfg))
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.Store)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			u, err := st.GetUser(cmd.Context(), args[0])
-			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no user %q", args[0])
+			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
+				hash, err := c.newPasswordHash(cfg)
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			now := time.Now().UTC()
-			var before, expires time.Time
-			if revoke {
-				before, expires = now, now.Add(cfg.Tokens.MaxTTL)
-			}
-			if err := st.SetPassword(cmd.Context(), u.Username, hash, now, before, expires); err != nil {
-				return err
-			}
-			detail := "password changed"
-			if revoke {
-				detail += "; personal tokens revoked"
-			}
-			auditCLI(cmd, st, u.Org, "user.password", u.Username, detail)
-			fmt.Fprintf(c.stdout, "%s: %s\n", u.Username, detail)
-			return nil
+				u, err := getUser(cmd, st, args[0])
+				if err != nil {
+					return err
+				}
+				return setPassword(cmd, c.stdout, st, cfg, u, hash, revoke)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the new password from standard input")
 	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke every personal token the user holds")
 	addStoreFlags(cmd)
 	return cmd
+}
+
+// setPassword stores hash as u's password, revoking u's personal tokens
+// when revoke is set, and audits the change.
+func setPassword(cmd *cobra.Command, out io.Writer, st store.Store, cfg config.Config, u store.User, hash string, revoke bool) error {
+	now := time.Now().UTC()
+	var before, expires time.Time
+	if revoke {
+		before, expires = now, now.Add(cfg.Tokens.MaxTTL)
+	}
+	if err := st.SetPassword(cmd.Context(), u.Username, hash, now, before, expires); err != nil {
+		return err
+	}
+	detail := "password changed"
+	if revoke {
+		detail += "; personal tokens revoked"
+	}
+	auditCLI(cmd, st, u.Org, "user.password", u.Username, detail)
+	fmt.Fprintf(out, "%s: %s\n", u.Username, detail)
+	return nil
+}
+
+// withStore loads the configuration and opens the store for one offline
+// command, closing the store afterwards.
+func (c *cli) withStore(cmd *cobra.Command, fn func(cfg config.Config, st store.Store) error) error {
+	cfg, err := c.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cmd.Context(), cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(cfg, st)
+}
+
+// newPasswordHash reads a password from stdin and hashes it under the
+// issuer's policy, so the CLI and the API refuse the same passwords.
+func (c *cli) newPasswordHash(cfg config.Config) (string, error) {
+	password, err := readPassword(c.stdin)
+	if err != nil {
+		return "", err
+	}
+	return issuer.HashPassword(password, issuer.PasswordPolicy{MinLength: cfg.Security.MinPasswordLength, BcryptCost: cfg.Security.BcryptCost})
+}
+
+// getUser looks a user up, with a plain message when there is none.
+func getUser(cmd *cobra.Command, st store.Store, name string) (store.User, error) {
+	u, err := st.GetUser(cmd.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, fmt.Errorf("no user %q", name)
+	}
+	return u, err
 }
 
 // readPassword reads one line from r, without its line ending.
@@ -226,10 +225,4 @@ func auditCLI(cmd *cobra.Command, st store.Store, org, action, target, detail st
 	if err != nil {
 		fmt.Fprintln(cmd.ErrOrStderr(), "signet: warning: audit event not recorded:", err)
 	}
-}
-
-// passwordPolicy is the issuer's password rule from the configuration, so
-// the CLI and the API refuse the same passwords.
-func passwordPolicy(cfg config.Config) issuer.PasswordPolicy {
-	return issuer.PasswordPolicy{MinLength: cfg.Security.MinPasswordLength, BcryptCost: cfg.Security.BcryptCost}
 }
