@@ -297,6 +297,14 @@ func (c Config) Validate() error {
 	if c.Server.PublicURL == "" || !(strings.HasPrefix(c.Server.PublicURL, "http://") || strings.HasPrefix(c.Server.PublicURL, "https://")) {
 		return fmt.Errorf("config: server.public_url %q must be an http(s) URL", c.Server.PublicURL)
 	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+	}
 	if c.Security.MinPasswordLength < 8 {
 		return errors.New("config: security.min_password_length must be at least 8")
 	}

@@ -111,6 +111,8 @@ func TestValidationErrors(t *testing.T) {
 		{"bad preset scope", "presets:\n  x: [\"a b\"]\n", "presets.x"},
 		{"bad duration", "keys:\n  publish_delay: soon\n", "config"},
 		{"broken yaml", "server: [\n", "config"},
+		{"log level", "log:\n  level: degub\n", "log.level"},
+		{"log format", "log:\n  format: xml\n", "log.format"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +124,19 @@ func TestValidationErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil {
 		t.Fatal("a named config file that does not exist must be an error")
+	}
+}
+
+// TestShippedConfigFollowsLowerMaxTTL: with the repository's config.yaml,
+// SIGNET_TOKENS_MAX_TTL alone is enough to shorten every lifetime.
+func TestShippedConfigFollowsLowerMaxTTL(t *testing.T) {
+	t.Setenv("SIGNET_TOKENS_MAX_TTL", "12h")
+	c, err := Load("../config.yaml", nil, nil)
+	if err != nil {
+		t.Fatalf("config.yaml with SIGNET_TOKENS_MAX_TTL=12h: %v", err)
+	}
+	if c.Tokens.UserTokenTTL != 12*time.Hour || c.Tokens.DefaultTTL != 12*time.Hour {
+		t.Fatalf("got user_token_ttl %s default_ttl %s, want 12h and 12h", c.Tokens.UserTokenTTL, c.Tokens.DefaultTTL)
 	}
 }
 

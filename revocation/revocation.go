@@ -38,7 +38,15 @@
 //
 // GET /revocations?since=V answers a Delta; each SSE event on
 // /revocations/events carries one Entry (event "revocation", id = Seq);
-// GET /revocations/{token_id} answers one Entry.
+// GET /revocations/{token_id} answers one Entry (token entries only).
+// Times are RFC 3339; which id field is set depends on the kind:
+//
+//	{"seq":7,"kind":"token","token_id":"bzlxyrtmpw4hxjbz6s43sexds4","org":"acme",
+//	 "revoked_at":"2026-11-23T10:00:00Z","expires_at":"2026-12-23T10:00:00Z"}
+//	{"seq":8,"kind":"subject","org":"acme","subject":"bob",
+//	 "not_before":"2026-11-23T10:00:00.5Z","revoked_at":"...","expires_at":"..."}
+//	{"seq":9,"kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
+//	{"from":6,"version":9,"revocations":[...]}   (a Delta)
 package revocation
 
 import (

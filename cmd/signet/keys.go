@@ -23,7 +23,7 @@ func (c *cli) keysCommand() *cobra.Command {
 func (c *cli) keysListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List keys with their state (next, signing, retired, revoked) and dates",
+		Short: "List keys with their state (next, signing, retired, expired, revoked) and dates",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withKeyring(cmd, func(_ config.Config, kr *keys.Keyring) error {
