@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,6 +48,20 @@ type User struct {
 	PasswordHash string // encoded hash (bcrypt); never a plain password
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+}
+
+// Validate reports what makes u unfit to store: every backend refuses such
+// a record with this error, before touching the database.
+func (u User) Validate() error {
+	switch {
+	case u.Username == "":
+		return errors.New("empty username")
+	case u.Org == "":
+		return fmt.Errorf("user %q: empty organization", u.Username)
+	case !u.Role.Valid():
+		return fmt.Errorf("user %q: unknown role %q", u.Username, u.Role)
+	}
+	return nil
 }
 
 // TokenType says whom a token acts as.
@@ -91,6 +106,30 @@ type TokenRecord struct {
 	ReplacedBy string
 	// ParentID is the token this one was regenerated or copied from.
 	ParentID string
+}
+
+// Validate reports what makes t unfit to store (no issuer produces such a
+// record): every backend refuses it with this error before touching the
+// database.
+func (t TokenRecord) Validate() error {
+	switch {
+	case t.ID == "":
+		return errors.New("empty token id")
+	case !t.Type.Valid():
+		return fmt.Errorf("token %s: unknown type %q", t.ID, t.Type)
+	case t.Org == "":
+		return fmt.Errorf("token %s: empty organization", t.ID)
+	case t.Type == TokenPersonal && t.Owner == "":
+		return fmt.Errorf("token %s: personal token without owner", t.ID)
+	case t.Type == TokenAdministrative && t.Owner != "":
+		return fmt.Errorf("token %s: administrative token with an owner", t.ID)
+	case t.IssuedAt.IsZero():
+		return fmt.Errorf("token %s: zero issue time", t.ID)
+	case !t.ExpiresAt.After(t.IssuedAt):
+		return fmt.Errorf("token %s: expiry %s is not after issue time %s", t.ID,
+			t.ExpiresAt.UTC().Format(time.RFC3339), t.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // TokenFilter selects tokens for ListTokens. Zero fields do not filter.

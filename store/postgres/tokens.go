@@ -36,31 +36,11 @@ func scanToken(row pgx.Row) (store.TokenRecord, error) {
 	return t, nil
 }
 
-// validateToken rejects records that must never be stored.
+// validateToken rejects records that must never be stored: the shared
+// rules, then text PostgreSQL cannot hold.
 func validateToken(t store.TokenRecord) error {
-	if t.ID == "" {
-		return errors.New("empty token id")
-	}
-	if !t.Type.Valid() {
-		return fmt.Errorf("unknown token type %q", t.Type)
-	}
-	if t.Org == "" {
-		return errors.New("token without org")
-	}
-	if t.Type == store.TokenPersonal && t.Owner == "" {
-		return errors.New("personal token without owner")
-	}
-	if t.Type == store.TokenAdministrative && t.Owner != "" {
-		return errors.New("administrative token with an owner")
-	}
-	if t.ExpiresAt.IsZero() {
-		return errors.New("token without expiry")
-	}
-	if t.IssuedAt.IsZero() {
-		return errors.New("token without issue time")
-	}
-	if !t.ExpiresAt.After(t.IssuedAt) {
-		return errors.New("token expires before it is issued")
+	if err := t.Validate(); err != nil {
+		return err
 	}
 	fields := []string{"token id", t.ID, "name", t.Name, "description", t.Description, "owner", t.Owner,
 		"org", t.Org, "subject", t.Subject, "created by", t.CreatedBy, "key id", t.KeyID,

@@ -28,14 +28,8 @@ func scanUser(row pgx.Row) (store.User, error) {
 // CreateUser adds u; store.ErrConflict when the username exists. A zero
 // CreatedAt is set to the current time and a zero UpdatedAt to CreatedAt.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	if u.Username == "" {
-		return errors.New("postgres: create user: empty username")
-	}
-	if u.Org == "" {
-		return fmt.Errorf("postgres: create user %s: empty org", u.Username)
-	}
-	if !u.Role.Valid() {
-		return fmt.Errorf("postgres: create user %s: unknown role %q", u.Username, u.Role)
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("postgres: create user: %w", err)
 	}
 	if err := checkText("username", u.Username, "email", u.Email, "org", u.Org, "password hash", u.PasswordHash); err != nil {
 		return fmt.Errorf("postgres: create user: %w", err)

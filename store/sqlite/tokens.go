@@ -15,33 +15,11 @@ import (
 const tokenColumns = `id, name, description, type, owner, org, subject, scopes, created_by, key_id,
 	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
 
-// validateToken rejects records no issuer should produce.
-func validateToken(t store.TokenRecord) error {
-	switch {
-	case t.ID == "":
-		return errors.New("empty token id")
-	case !t.Type.Valid():
-		return fmt.Errorf("token %s: unknown type %q", t.ID, t.Type)
-	case t.Org == "":
-		return fmt.Errorf("token %s: empty organization", t.ID)
-	case t.Type == store.TokenPersonal && t.Owner == "":
-		return fmt.Errorf("token %s: personal token without owner", t.ID)
-	case t.Type == store.TokenAdministrative && t.Owner != "":
-		return fmt.Errorf("token %s: administrative token with an owner", t.ID)
-	case t.IssuedAt.IsZero():
-		return fmt.Errorf("token %s: zero issue time", t.ID)
-	case !t.ExpiresAt.After(t.IssuedAt):
-		return fmt.Errorf("token %s: expiry %s is not after issue time %s", t.ID,
-			t.ExpiresAt.UTC().Format(time.RFC3339), t.IssuedAt.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
 // CreateToken records a newly signed token. ErrConflict on a duplicate ID,
 // or on a non-empty Name already held by a live token (unrevoked and
 // unexpired at t.IssuedAt) of the same org and owner.
 func (s *Store) CreateToken(ctx context.Context, t store.TokenRecord) error {
-	if err := validateToken(t); err != nil {
+	if err := t.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create token: %w", err)
 	}
 	return s.write(ctx, "create token "+t.ID, func(tx *sql.Tx) error {
@@ -199,7 +177,7 @@ func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now time.
 // sets its ReplacedBy and inserts next under CreateToken's rules. It
 // returns oldID's revocation entry. ErrNotFound when oldID is absent.
 func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now time.Time) (store.Revocation, error) {
-	if err := validateToken(next); err != nil {
+	if err := next.Validate(); err != nil {
 		return store.Revocation{}, fmt.Errorf("sqlite: replace token %s: %w", oldID, err)
 	}
 	if now.IsZero() {

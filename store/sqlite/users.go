@@ -16,13 +16,8 @@ const userColumns = `username, email, org, role, password_hash, created_at, upda
 // zero CreatedAt is set to the current time and a zero UpdatedAt to
 // CreatedAt.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	switch {
-	case u.Username == "":
-		return errors.New("sqlite: create user: empty username")
-	case u.Org == "":
-		return fmt.Errorf("sqlite: create user %q: empty organization", u.Username)
-	case !u.Role.Valid():
-		return fmt.Errorf("sqlite: create user %q: unknown role %q", u.Username, u.Role)
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("sqlite: create user: %w", err)
 	}
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = s.now()
