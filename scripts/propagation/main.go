@@ -23,17 +23,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/signet-auth/signet/scripts/internal/issuerproc"
 	"github.com/signet-auth/signet/verifier"
 )
 
@@ -77,72 +74,21 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	bin, err := filepath.Abs(o.signet)
+	iss, err := issuerproc.Start(ctx, issuerproc.Options{
+		Binary: o.signet,
+		Users:  []issuerproc.User{{Name: user, Org: "load", Role: "admin", Password: password}},
+		Keep:   o.keep,
+	})
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("signet binary: %w (build it: go build -o bin/signet ./cmd/signet)", err)
-	}
-	dir, err := os.MkdirTemp("", "signet-propagation-")
-	if err != nil {
-		return err
-	}
+	defer iss.Stop()
 	if o.keep {
-		fmt.Println("working directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
+		fmt.Println("working directory:", iss.Dir)
 	}
-
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`server:
-  listen: "127.0.0.1:%d"
-  public_url: %q
-store:
-  driver: sqlite
-  dsn: %q
-keys:
-  dir: %q
-security:
-  bcrypt_cost: 4
-log:
-  level: warn
-`, port, base, filepath.Join(dir, "signet.db"), filepath.Join(dir, "keys"))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-
-	add := exec.CommandContext(ctx, bin, "user", "add", user, "--org", "load", "--role", "admin",
-		"--email", "load@example.com", "--password-stdin", "--config", cfgPath)
-	add.Stdin = strings.NewReader(password + "\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		return fmt.Errorf("signet user add: %w: %s", err, out)
-	}
-
-	logFile, err := os.Create(filepath.Join(dir, "issuer.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	srv.Stdout, srv.Stderr = logFile, logFile
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start issuer: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = srv.Wait(); close(exited) }()
-	defer stopIssuer(srv, exited)
-
+	base := iss.URL
 	client := &http.Client{Timeout: 10 * time.Second}
-	if err := waitReady(ctx, client, base, exited); err != nil {
-		return err
-	}
-	fmt.Printf("issuer %s ready (pid %d)\n", base, srv.Process.Pid)
+	fmt.Printf("issuer %s ready (pid %d)\n", base, iss.Pid())
 
 	vs := make([]*verifier.Verifier, o.verifiers)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -277,36 +223,6 @@ func cmpErr(have, next error) error {
 	return next
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitReady(ctx context.Context, client *http.Client, base string, exited <-chan struct{}) error {
-	for range 300 {
-		select {
-		case <-exited:
-			return errors.New("issuer exited before it was ready (see its log with -keep)")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		resp, err := client.Get(base + "/readyz")
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return nil
-		}
-	}
-	return errors.New("issuer not ready after 15s")
-}
-
 func issueToken(ctx context.Context, client *http.Client, base string) (token, id string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/user-token", bytes.NewReader(nil))
 	if err != nil {
@@ -348,16 +264,4 @@ func revoke(ctx context.Context, client *http.Client, base, id string) error {
 		return fmt.Errorf("DELETE /tokens/%s: status %d", id, resp.StatusCode)
 	}
 	return nil
-}
-
-// stopIssuer asks the issuer to shut down gracefully and kills it if it
-// does not within 10s.
-func stopIssuer(srv *exec.Cmd, exited <-chan struct{}) {
-	_ = srv.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = srv.Process.Kill()
-		<-exited
-	}
 }
