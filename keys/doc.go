@@ -18,8 +18,19 @@
 //	  "created_at": "2026-11-23T10:00:00Z",
 //	  "sign_from": "2026-11-23T10:10:00Z",
 //	  "revoked_at": null,
+//	  "max_ttl_seconds": 31536000,
 //	  "key": { "kty": "OKP", "crv": "Ed25519", "x": "...", "d": "...", ... }
 //	}
+//
+// max_ttl_seconds is the longest token lifetime the key may have signed:
+// Config.MaxTTL (tokens.max_ttl, rounded up to whole seconds) when the key
+// was generated, raised under the lock whenever a keyring with a larger
+// MaxTTL loads the key while it signs or is next (at Open and in each Run
+// round), and when a change hands signing to it. It is never lowered. The
+// field is optional within format version 1: a file written before it
+// existed is read as "unknown", treated with the current MaxTTL as before,
+// and gets the field (the current MaxTTL) written by the next change under
+// the lock; one that signs or is next gets it at once.
 //
 // Files are written atomically (temporary file, fsync, rename, fsync of the
 // directory), so a reader never sees half a key; a temporary file left by a
@@ -36,7 +47,8 @@
 // does so periodically), so a key rotated or revoked by one replica or by
 // "signet keys rotate" is followed by all without a restart. A replica that
 // only reads may mount the directory read-only as long as it never needs to
-// generate, rotate or prune.
+// generate, rotate, prune or raise a key's max_ttl_seconds (a failure to
+// raise it is logged by Open and retried by Run).
 //
 // # States
 //
@@ -45,13 +57,17 @@
 //   - signing: the non-revoked key with the latest sign_from <= now;
 //   - next: sign_from > now; published so verifiers learn it before it signs;
 //   - retired: an older non-revoked key; published until the sign_from of
-//     the key that replaced it plus MaxTTL, when every token it could have
-//     signed has expired;
+//     the key that replaced it plus its token lifetime, when every token it
+//     could have signed has expired;
 //   - expired: a retired key past that time; no longer published, and
 //     deleted from disk by the next prune;
 //   - revoked: withdrawn (revoked_at set); never published, kept on disk
 //     (so Verify still recognises its tokens as ours) until revoked_at plus
-//     MaxTTL, then pruned.
+//     its token lifetime, then pruned.
+//
+// A key's token lifetime is the larger of its max_ttl_seconds and the
+// current MaxTTL, so lowering tokens.max_ttl neither unpublishes nor prunes
+// a key whose tokens are still valid; raising it extends every key.
 //
 // Keys are ordered by (sign_from, seq): seq is a counter assigned under the
 // lock, so two keys with the same sign_from still have a definite order.

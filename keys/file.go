@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,18 +35,37 @@ const (
 	minRSABits = 2048
 	// rsaBits is the modulus size of generated RSA keys.
 	rsaBits = 2048
+	// maxTTLSecondsLimit bounds max_ttl_seconds so that it fits a
+	// time.Duration.
+	maxTTLSecondsLimit = math.MaxInt64 / int64(time.Second)
 )
+
+// recordedTTL rounds d up to whole seconds, the unit key files record, so
+// that a recorded lifetime never falls short of the configured one.
+func recordedTTL(d time.Duration) time.Duration {
+	if r := d % time.Second; r != 0 {
+		if d > time.Duration(math.MaxInt64)-time.Second {
+			return time.Duration(maxTTLSecondsLimit) * time.Second
+		}
+		d += time.Second - r
+	}
+	return d
+}
 
 // keyFile is the on-disk JSON form of one key.
 type keyFile struct {
-	Version   int             `json:"version"`
-	KID       string          `json:"kid"`
-	Algorithm string          `json:"algorithm"`
-	Seq       uint64          `json:"seq"`
-	CreatedAt time.Time       `json:"created_at"`
-	SignFrom  time.Time       `json:"sign_from"`
-	RevokedAt *time.Time      `json:"revoked_at"`
-	Key       json.RawMessage `json:"key"`
+	Version   int        `json:"version"`
+	KID       string     `json:"kid"`
+	Algorithm string     `json:"algorithm"`
+	Seq       uint64     `json:"seq"`
+	CreatedAt time.Time  `json:"created_at"`
+	SignFrom  time.Time  `json:"sign_from"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	// MaxTTLSeconds is the longest token lifetime, in whole seconds, the
+	// key may have signed. Optional: files written before it existed lack
+	// it (zero), which means unknown.
+	MaxTTLSeconds int64           `json:"max_ttl_seconds,omitempty"`
+	Key           json.RawMessage `json:"key"`
 }
 
 // fileStat identifies one version of a key file so that Reload can tell
@@ -67,6 +87,10 @@ type entry struct {
 	createdAt time.Time
 	signFrom  time.Time
 	revokedAt *time.Time
+	// maxTTL is the recorded longest lifetime of a token the key may have
+	// signed, a whole number of seconds; zero when the file predates the
+	// field (unknown).
+	maxTTL    time.Duration
 	private   jwk.Key // the private JWK as stored; written back on changes
 	signer    any     // raw private key for jws.Sign
 	public    any     // raw public key for verification
@@ -145,6 +169,9 @@ func newEntry(kf *keyFile, key jwk.Key) (*entry, error) {
 	if kf.CreatedAt.IsZero() || kf.SignFrom.IsZero() {
 		return nil, errors.New("created_at and sign_from are required")
 	}
+	if kf.MaxTTLSeconds < 0 || kf.MaxTTLSeconds > maxTTLSecondsLimit {
+		return nil, fmt.Errorf("max_ttl_seconds %d is negative or above %d", kf.MaxTTLSeconds, maxTTLSecondsLimit)
+	}
 	var raw any
 	if err := key.Raw(&raw); err != nil {
 		return nil, errors.New("private key cannot be decoded")
@@ -199,6 +226,7 @@ func newEntry(kf *keyFile, key jwk.Key) (*entry, error) {
 		seq:       kf.Seq,
 		createdAt: kf.CreatedAt.UTC(),
 		signFrom:  kf.SignFrom.UTC(),
+		maxTTL:    time.Duration(kf.MaxTTLSeconds) * time.Second,
 		private:   key,
 		signer:    raw,
 		public:    public,
@@ -277,7 +305,9 @@ func encodeEntry(e *entry) ([]byte, error) {
 		CreatedAt: e.createdAt,
 		SignFrom:  e.signFrom,
 		RevokedAt: e.revokedAt,
-		Key:       keyJSON,
+		// Rounded up again in case an entry was built with a fraction.
+		MaxTTLSeconds: int64(recordedTTL(e.maxTTL) / time.Second),
+		Key:           keyJSON,
 	}
 	data, err := json.MarshalIndent(&kf, "", "  ")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -73,8 +74,12 @@ type Config struct {
 	// RotationPeriod rotates automatically (in Run) once the newest key's
 	// sign_from is this old; zero means manual rotation only.
 	RotationPeriod time.Duration
-	// MaxTTL is the longest lifetime of a token; a retired key stays
-	// published this long after it stopped signing. Default 8760h.
+	// MaxTTL is the longest lifetime of a token. Each key file records the
+	// largest MaxTTL (rounded up to whole seconds) of any keyring that
+	// generated it or loaded it while it signed or was next; a retired key
+	// stays published, and a revoked key on disk, for the larger of that
+	// record and MaxTTL after it stopped signing, so lowering MaxTTL never
+	// drops a key whose tokens are still valid. Default 8760h.
 	MaxTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -144,6 +149,11 @@ func Open(cfg Config) (*Keyring, error) {
 	}
 	if err := k.ensureSigning(); err != nil {
 		return nil, err
+	}
+	if err := k.recordMaxTTL(); err != nil {
+		// Signing works without it, and Run retries; until it succeeds,
+		// lowering MaxTTL would end the key's publication too early.
+		k.log.Warn("keys: cannot record max_ttl in the key files; Run retries", "err", err)
 	}
 	return k, nil
 }
@@ -225,7 +235,7 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 		if !now {
 			signFrom = t.Add(k.cfg.PublishDelay)
 		}
-		e, err := newGenerated(key, v.maxSeq()+1, t, signFrom)
+		e, err := newGenerated(key, v.maxSeq()+1, t, signFrom, k.cfg.MaxTTL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -293,7 +303,7 @@ func (k *Keyring) Revoke(kid string) (KeyInfo, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		fresh, err := newGenerated(key, v.maxSeq()+1, t, t)
+		fresh, err := newGenerated(key, v.maxSeq()+1, t, t, k.cfg.MaxTTL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -429,6 +439,7 @@ func (k *Keyring) change(fn func(v *view, now time.Time) (writes, removes []*ent
 	if err != nil {
 		return err
 	}
+	writes, stamped := k.stampMaxTTL(v, writes, removes)
 	if len(writes) == 0 && len(removes) == 0 {
 		return nil
 	}
@@ -445,14 +456,103 @@ func (k *Keyring) change(fn func(v *view, now time.Time) (writes, removes []*ent
 			return err
 		}
 	}
+	for _, s := range stamped {
+		k.log.Info("keys: recorded max_ttl", "kid", s.kid, "max_ttl", s.maxTTL)
+	}
 	if _, err := k.reloadLocked(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// newGenerated wraps a freshly generated key as an entry to be written.
-func newGenerated(key jwk.Key, seq uint64, now, signFrom time.Time) (*entry, error) {
+// stampMaxTTL returns writes extended so that every key file records the
+// right max_ttl after a change made against v, and the keys among them
+// whose record it raised or filled in. A key that signs or is next before
+// or after the change, or is new, may sign tokens of up to this keyring's
+// MaxTTL, so a lower record is raised to it; a file that predates the
+// field gets the current MaxTTL, the lifetime it has been treated with. A
+// record is never lowered, and keys in removes are left alone.
+func (k *Keyring) stampMaxTTL(v *view, writes, removes []*entry) (out, stamped []*entry) {
+	want := recordedTTL(k.cfg.MaxTTL)
+	// after is the key set once the change is made: revoking the signing
+	// key may hand signing to a retired one.
+	merged := make(map[string]*entry, len(v.entries)+len(writes))
+	for _, e := range v.entries {
+		merged[e.kid] = e
+	}
+	for _, e := range removes {
+		delete(merged, e.kid)
+	}
+	for _, w := range writes {
+		merged[w.kid] = w
+	}
+	after := buildView(slices.Collect(maps.Values(merged)), v.at, k.cfg.MaxTTL, nil)
+	need := func(e *entry) (time.Duration, bool) {
+		if e.maxTTL == 0 || (e.maxTTL < want && (v.maySign(e.kid) || after.maySign(e.kid))) {
+			return max(e.maxTTL, want), true
+		}
+		return e.maxTTL, false
+	}
+	skip := make(map[string]bool, len(writes)+len(removes))
+	for _, e := range removes {
+		skip[e.kid] = true
+	}
+	out = make([]*entry, 0, len(writes))
+	for _, w := range writes {
+		skip[w.kid] = true
+		if ttl, ok := need(w); ok {
+			c := *w
+			c.maxTTL = ttl
+			w = &c
+		}
+		out = append(out, w)
+	}
+	for _, e := range v.entries {
+		if skip[e.kid] {
+			continue
+		}
+		if ttl, ok := need(e); ok {
+			c := *e
+			c.maxTTL = ttl
+			out = append(out, &c)
+			stamped = append(stamped, &c)
+		}
+	}
+	return out, stamped
+}
+
+// maxTTLStale reports whether a key that signs or is next in v records a
+// max_ttl below this keyring's MaxTTL (or none), so that recordMaxTTL has
+// work to do.
+func (k *Keyring) maxTTLStale(v *view) bool {
+	want := recordedTTL(k.cfg.MaxTTL)
+	for _, e := range v.entries {
+		if e.maxTTL < want && v.maySign(e.kid) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordMaxTTL raises, under the directory lock, the recorded max_ttl of
+// the keys that sign or are next when this keyring's MaxTTL is larger,
+// since they may now sign tokens that live that long.
+func (k *Keyring) recordMaxTTL() error {
+	if !k.maxTTLStale(k.current()) {
+		return nil
+	}
+	err := k.change(func(*view, time.Time) ([]*entry, []*entry, error) {
+		return nil, nil, nil // change stamps what still needs it
+	})
+	if err != nil {
+		return fmt.Errorf("keys: record max_ttl: %w", err)
+	}
+	return nil
+}
+
+// newGenerated wraps a freshly generated key as an entry to be written;
+// maxTTL is the token lifetime it may sign under.
+func newGenerated(key jwk.Key, seq uint64, now, signFrom time.Time, maxTTL time.Duration) (*entry, error) {
 	kid, err := Thumbprint(key)
 	if err != nil {
 		return nil, err
@@ -464,6 +564,8 @@ func newGenerated(key jwk.Key, seq uint64, now, signFrom time.Time) (*entry, err
 		Seq:       seq,
 		CreatedAt: now.UTC(),
 		SignFrom:  signFrom.UTC(),
+		// Rounded up to whole seconds, the unit of the file.
+		MaxTTLSeconds: int64(recordedTTL(maxTTL) / time.Second),
 	}
 	e, err := newEntry(kf, key)
 	if err != nil {
@@ -487,7 +589,7 @@ func (k *Keyring) ensureSigning() error {
 		if v.signing != nil {
 			return nil, nil, nil
 		}
-		e, err := newGenerated(key, v.maxSeq()+1, t, t)
+		e, err := newGenerated(key, v.maxSeq()+1, t, t, k.cfg.MaxTTL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -527,7 +629,7 @@ func (k *Keyring) rotateIfDue() (bool, error) {
 		if !k.rotationDue(v, t) {
 			return nil, nil, nil // another replica rotated first
 		}
-		e, err := newGenerated(key, v.maxSeq()+1, t, t.Add(k.cfg.PublishDelay))
+		e, err := newGenerated(key, v.maxSeq()+1, t, t.Add(k.cfg.PublishDelay), k.cfg.MaxTTL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -567,7 +669,8 @@ func (k *Keyring) prune() (int, error) {
 }
 
 // maintain is one round of Run: reload, recompute states, generate a
-// signing key if none is left, rotate when due, prune.
+// signing key if none is left, record a larger MaxTTL in the keys that may
+// sign under it, rotate when due, prune.
 func (k *Keyring) maintain() error {
 	var errs []error
 	if _, err := k.Reload(); err != nil {
@@ -581,6 +684,9 @@ func (k *Keyring) maintain() error {
 	if err := k.ensureSigning(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := k.recordMaxTTL(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := k.rotateIfDue(); err != nil {
 		errs = append(errs, err)
 	}
@@ -592,8 +698,9 @@ func (k *Keyring) maintain() error {
 
 // Run keeps the keyring current until ctx ends: every interval (default
 // 10s) it reloads the directory, recomputes states against the clock (so a
-// next key starts signing on time), rotates when RotationPeriod is due and
-// prunes keys whose publication has ended. Failures are logged and retried
+// next key starts signing on time), records a larger MaxTTL in the keys
+// that may sign under it, rotates when RotationPeriod is due and prunes
+// keys whose publication has ended. Failures are logged and retried
 // on the next round.
 func (k *Keyring) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {

@@ -43,9 +43,21 @@ type KeyInfo struct {
 	// RevokedAt is when the key was withdrawn; nil unless revoked.
 	RevokedAt *time.Time
 	// PublishedUntil is when a retired key leaves the JWKS (RetiredAt plus
-	// MaxTTL); nil for keys published without end (next, signing) and for
-	// revoked keys, which are never published.
+	// MaxTTL below); nil for keys published without end (next, signing)
+	// and for revoked keys, which are never published.
 	PublishedUntil *time.Time
+	// MaxTTL is the longest lifetime of a token the key may have signed:
+	// the larger of the lifetime recorded in its file and the keyring's
+	// Config.MaxTTL. A retired key is published, and a revoked key kept,
+	// this long after it stopped signing.
+	MaxTTL time.Duration
+}
+
+// tokenTTL is the longest lifetime of a token e may have signed, given the
+// keyring's current maxTTL: the larger of that and the recorded one, so
+// that lowering tokens.max_ttl never drops a key whose tokens are valid.
+func (e *entry) tokenTTL(maxTTL time.Duration) time.Duration {
+	return max(e.maxTTL, maxTTL)
 }
 
 // view is an immutable snapshot of the key set with states computed at one
@@ -57,7 +69,7 @@ type view struct {
 	signing       *entry
 	infos         []KeyInfo // newest first
 	infoIndex     map[string]int
-	prunable      []*entry // expired keys and revoked keys past revoked_at+MaxTTL
+	prunable      []*entry // expired keys and revoked keys past revoked_at+tokenTTL
 	jwks          []byte
 	version       string
 	publishedKIDs []string
@@ -111,18 +123,20 @@ func buildView(entries []*entry, now time.Time, maxTTL time.Duration, prev *view
 	var published []*entry
 	infos := make([]KeyInfo, 0, len(sorted))
 	for _, e := range sorted {
+		ttl := e.tokenTTL(maxTTL)
 		info := KeyInfo{
 			ID:        e.kid,
 			Algorithm: string(e.alg),
 			CreatedAt: e.createdAt,
 			SignFrom:  e.signFrom,
+			MaxTTL:    ttl,
 		}
 		switch {
 		case e.revokedAt != nil:
 			info.State = StateRevoked
 			t := *e.revokedAt
 			info.RevokedAt = &t
-			if !now.Before(t.Add(maxTTL)) {
+			if !now.Before(t.Add(ttl)) {
 				v.prunable = append(v.prunable, e)
 			}
 		case e == v.signing:
@@ -134,7 +148,7 @@ func buildView(entries []*entry, now time.Time, maxTTL time.Duration, prev *view
 			soonest(e.signFrom)
 		default:
 			r := retiredAt[e]
-			until := r.Add(maxTTL)
+			until := r.Add(ttl)
 			info.RetiredAt, info.PublishedUntil = &r, &until
 			if now.Before(until) {
 				info.State = StateRetired
@@ -233,6 +247,13 @@ func (v *view) maxSeq() uint64 {
 		m = max(m, e.seq)
 	}
 	return m
+}
+
+// maySign reports whether the key kid may sign tokens from v on: it signs
+// or is next in v, or it is not in v at all (a key being generated).
+func (v *view) maySign(kid string) bool {
+	e := v.byKID[kid]
+	return e == nil || e == v.signing || (e.revokedAt == nil && e.signFrom.After(v.at))
 }
 
 // newestLive is the non-revoked key with the latest sign_from, signing or

@@ -77,7 +77,8 @@ func (c *cli) keysRevokeCommand() *cobra.Command {
 		Args: exactArgs(1, "the key id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withKeyring(cmd, func(cfg config.Config, kr *keys.Keyring) error {
-				if !hasKey(kr.List(), args[0]) {
+				info, ok := findKey(kr.List(), args[0])
+				if !ok {
 					return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
 				}
 				st, err := openStore(cmd.Context(), cfg.Store)
@@ -88,7 +89,9 @@ func (c *cli) keysRevokeCommand() *cobra.Command {
 				// The store entry first: once it is durable every verifier
 				// refuses the key's tokens, even if the file change fails.
 				now := time.Now().UTC()
-				if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
+				// Tokens the key signed live at most its recorded MaxTTL
+				// (which survives a later, lower tokens.max_ttl).
+				if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(max(info.MaxTTL, cfg.Tokens.MaxTTL))); err != nil {
 					return fmt.Errorf("record key revocation: %w", err)
 				}
 				k, err := kr.Revoke(args[0])
@@ -133,11 +136,11 @@ func fmtTimePtr(t *time.Time) string {
 	return fmtTime(*t)
 }
 
-func hasKey(list []keys.KeyInfo, kid string) bool {
+func findKey(list []keys.KeyInfo, kid string) (keys.KeyInfo, bool) {
 	for _, k := range list {
 		if k.ID == kid {
-			return true
+			return k, true
 		}
 	}
-	return false
+	return keys.KeyInfo{}, false
 }
