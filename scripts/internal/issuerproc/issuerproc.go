@@ -172,3 +172,14 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Build compiles cmd/signet into dir and returns the binary's path; the
+// scripts' smoke tests use it.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "signet")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/signet-auth/signet/cmd/signet").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/signet: %w: %s", err, out)
+	}
+	return bin, nil
+}
