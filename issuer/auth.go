@@ -25,6 +25,9 @@ type principal struct {
 	User store.User
 	// Scopes are the patterns the user's role holds.
 	Scopes []string
+	// Session is set when a web-UI session cookie, not a password in
+	// this request, authenticated the caller.
+	Session bool
 }
 
 func (p *principal) isAdmin() bool { return p.User.Role == store.RoleAdmin }

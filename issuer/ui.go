@@ -410,7 +410,7 @@ func (s *Server) sessionUser(c *fiber.Ctx) (*principal, error) {
 			return nil, errCSRF
 		}
 	}
-	return &principal{User: u, Scopes: s.cfg.Roles[string(u.Role)]}, nil
+	return &principal{User: u, Scopes: s.cfg.Roles[string(u.Role)], Session: true}, nil
 }
 
 // setSessionCookie hands the browser its session id.

@@ -441,6 +441,25 @@ func TestUICSRF(t *testing.T) {
 	uiWantStatus(t, f.do(uiReq{method: "PUT", path: "/users/max/password", body: `{"password":"new-password-2"}`, cookie: id}), 403)
 }
 
+// TestUIPasswordChangeNeedsCurrentPassword: a session alone (which a thief
+// may hold) cannot change a password; Basic auth already carries one.
+func TestUIPasswordChangeNeedsCurrentPassword(t *testing.T) {
+	f := newUIFixture(t, nil)
+	id, csrf := f.login("max", uiMemberPass)
+	put := func(body string) uiResp {
+		return f.do(uiReq{method: "PUT", path: "/users/max/password", body: body, cookie: id, csrf: csrf})
+	}
+	uiWantStatus(t, put(`{"password":"max-password-2"}`), 403)
+	uiWantStatus(t, put(`{"password":"max-password-2","current_password":"not-my-password"}`), 403)
+	// Neither refusal changed anything: the old password still logs in.
+	f.login("max", uiMemberPass)
+	uiWantStatus(t, put(`{"password":"max-password-2","current_password":"`+uiMemberPass+`"}`), 204)
+	f.login("max", "max-password-2")
+	// Basic auth needs no second copy of the password.
+	uiWantStatus(t, f.do(uiReq{method: "PUT", path: "/users/max/password", body: `{"password":"max-password-3"}`,
+		basic: [2]string{"max", "max-password-2"}}), 204)
+}
+
 func TestUIMemberRules(t *testing.T) {
 	f := newUIFixture(t, nil)
 	aid, acsrf := f.login("ada", uiAdminPass)

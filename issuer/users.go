@@ -52,6 +52,10 @@ type createUserRequest struct {
 type setPasswordRequest struct {
 	Password     string `json:"password"`
 	RevokeTokens bool   `json:"revoke_tokens"`
+	// CurrentPassword is the caller's own password; required when a web-UI
+	// session (not Basic auth) makes the change, so that a stolen session
+	// cannot take an account over.
+	CurrentPassword string `json:"current_password"`
 }
 
 // requireAdmin refuses members.
@@ -192,6 +196,18 @@ func (s *Server) handleSetPassword(c *fiber.Ctx) error {
 		return err
 	} else if !present {
 		return errorf(ECodeInvalid, "The body must hold the new password.")
+	}
+	if p.Session {
+		if req.CurrentPassword == "" {
+			return errorf(ECodeForbidden, "Confirm a password change with your current password (current_password).")
+		}
+		if _, err := s.checkPassword(c, p.User.Username, req.CurrentPassword); err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Code == ECodeUnauthorized {
+				return errorf(ECodeForbidden, "Your current password is wrong.")
+			}
+			return err
+		}
 	}
 	u := p.User
 	if c.Params("name") != p.User.Username {
