@@ -38,9 +38,13 @@ const (
 	maxAuthUsername = 256  // bytes of the username
 	// hashWait bounds how long a login waits for a hashing worker.
 	hashWait = 5 * time.Second
-	// hashQueueFactor times the workers is the longest queue of waiting
-	// logins; past it a login is answered 429 at once.
+	// The longest queue of waiting logins is hashQueueFactor times the
+	// workers, and at least hashQueueMin, so that a burst of legitimate
+	// logins (a CI pipeline's parallel jobs) queues rather than failing;
+	// past it a login is answered 429 at once. At bcrypt cost 10 on one
+	// worker, hashQueueMin waiting logins drain within hashWait.
 	hashQueueFactor = 4
+	hashQueueMin    = 64
 )
 
 var errMalformedBasic = errors.New("malformed basic credentials")
@@ -179,7 +183,7 @@ var errPoolBusy = errors.New("password hashing pool is saturated")
 func newHashPool(workers int, hist prometheus.Observer) *hashPool {
 	return &hashPool{
 		slots:    make(chan struct{}, workers),
-		maxQueue: int64(hashQueueFactor * workers),
+		maxQueue: int64(max(hashQueueFactor*workers, hashQueueMin)),
 		maxWait:  hashWait,
 		waitHist: hist,
 	}

@@ -231,6 +231,11 @@ func TestFailureLimiterBounded(t *testing.T) {
 
 func TestHashPool(t *testing.T) {
 	p := newHashPool(1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
+	for _, tc := range []struct{ workers, want int }{{1, hashQueueMin}, {2, hashQueueMin}, {32, 32 * hashQueueFactor}} {
+		if got := newHashPool(tc.workers, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})).maxQueue; got != int64(tc.want) {
+			t.Errorf("queue bound with %d workers: got %d, want %d", tc.workers, got, tc.want)
+		}
+	}
 	release, err := p.acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
