@@ -25,7 +25,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
 	"time"
@@ -63,14 +62,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "propagation: -n and -verifiers must be positive")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "propagation:", err)
-		os.Exit(1)
-	}
+	issuerproc.Main("propagation", o.timeout, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
