@@ -369,3 +369,13 @@ func (e *testEnv) record(id string) store.TokenRecord {
 	}
 	return rec
 }
+
+// userID is a test user's id in the store.
+func (e *testEnv) userID(name string) string {
+	e.tb.Helper()
+	u, err := e.st.GetUser(context.Background(), name)
+	if err != nil {
+		e.tb.Fatalf("get user %s: %v", name, err)
+	}
+	return u.ID
+}

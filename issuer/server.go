@@ -73,8 +73,8 @@ type Server struct {
 	// route label of the request counter.
 	routes map[string]bool
 
-	// revIndex follows withdrawn keys and subject cut-offs (keyrevocations.go).
-	revIndex revocationIndex
+	// svc holds the rules (service*.go); the handlers call it.
+	svc *Service
 	// proxies are the trusted proxies whose X-Forwarded-For is believed.
 	proxies []netip.Prefix
 
@@ -123,6 +123,7 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		return nil, fmt.Errorf("issuer: render metadata: %w", err)
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
+	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
 	if s.ui, err = newUIState(cfg); err != nil {
 		return nil, err
 	}
@@ -261,6 +262,10 @@ func methodLabel(m string) string {
 
 // App returns the Fiber application, for tests and for mounting.
 func (s *Server) App() *fiber.App { return s.app }
+
+// Service returns the rules the server's handlers call, for callers
+// without HTTP in the same process.
+func (s *Server) Service() *Service { return s.svc }
 
 // Serve answers HTTP requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
