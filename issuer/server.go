@@ -1,14 +1,35 @@
-// Package issuer is signet's HTTP service: it checks passwords, signs
-// access tokens, keeps the record of every token it signed, publishes the
-// signing keys (JWKS) and the revocation list, and enforces who may create,
-// see and revoke which token.
+// Package issuer is signet's issuer: it checks passwords, signs access
+// tokens, keeps the record of every token it signed, publishes the signing
+// keys (JWKS) and the revocation list, and enforces who may create, see and
+// revoke which token.
 //
-// The rules live here; persistence is a store.Store and key material is a
-// Keys. cmd/signet wires the three together:
+// The rules live in a Service, with no HTTP in it; the HTTP API is an
+// adapter over it, and the CLI's offline commands call the same Service as
+// the principal CLI(). Where each thing lives:
+//
+//	service.go         Service, Principal, the committed hook (feed, metrics, audit)
+//	service_tokens.go  token rules: visibility, creation, regenerate, copy,
+//	                   revoke, lookups, introspection (Basic and bearer)
+//	service_users.go   user rules: add, remove, password; the audit log
+//	service_keys.go    key withdrawal
+//	tokens.go          claims, minting, recording, cut-off timing, parsing values
+//	scopes.go          scope shapes, patterns, presets
+//	request.go         strict JSON bodies, lifetimes
+//	auth.go, password.go  Basic credentials, password checks, the failure limiter
+//	http_*.go          handlers: parse, call the Service, render
+//	http_error.go      the one error renderer: code → status, 401 challenges
+//	revocations.go     the published revocation list (snapshot, deltas, events)
+//	ui.go, session.go  the web UI and its sessions
+//	server.go          the Fiber app, routes, background loops
+//
+// Persistence is a store.Store and key material is a Keys. cmd/signet wires
+// the three together:
 //
 //	srv, err := issuer.New(cfg, st, keyring)
 //	go srv.Run(ctx)          // revocation feed, pruning
 //	err = srv.Serve(listener)
+//
+// and, for an offline command, svc, err := issuer.NewService(cfg, st).
 package issuer
 
 import (
