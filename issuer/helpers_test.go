@@ -322,6 +322,7 @@ type createdTokenJSON struct {
 	Description  string   `json:"description"`
 	Type         string   `json:"type"`
 	User         string   `json:"user"`
+	UserID       string   `json:"user_id"`
 	Organization string   `json:"organization_name"`
 	Scopes       []string `json:"scopes"`
 	CreatedBy    string   `json:"created_by"`

@@ -116,11 +116,11 @@ func (s *Server) handleDeleteUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.svc.RemoveUser(c.UserContext(), p, c.Params("name"))
-	if err != nil {
+	// The removed user's web-UI sessions end at their next request
+	// (liveSession), whoever removed them: this server, the CLI or a replica.
+	if _, err := s.svc.RemoveUser(c.UserContext(), p, c.Params("name")); err != nil {
 		return err
 	}
-	s.ui.sessions.endUser(u.Username)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
