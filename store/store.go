@@ -52,10 +52,30 @@ type User struct {
 	Email        string
 	Org          string
 	Role         Role
-	PasswordHash string // encoded hash (bcrypt); never a plain password
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	PasswordHash string // encoded hash (bcrypt); never a plain password; empty for directory users
+	// Source says where the user signs in: SourceLocal (a password hash
+	// held here) or SourceLDAP (created at their first directory sign-in;
+	// the directory checks their password, and the directory sync updates
+	// and removes them).
+	Source    Source
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// Source says which authority holds a user's password.
+type Source string
+
+// User sources.
+const (
+	// SourceLocal users have their password hash in the store.
+	SourceLocal Source = ""
+	// SourceLDAP users were created by a directory sign-in; the LDAP
+	// directory checks their password and decides whether they exist.
+	SourceLDAP Source = "ldap"
+)
+
+// Valid reports whether s is a known source.
+func (s Source) Valid() bool { return s == SourceLocal || s == SourceLDAP }
 
 // Validate reports what makes u unfit to store: every backend refuses such
 // a record with this error, before touching the database.
@@ -69,6 +89,8 @@ func (u User) Validate() error {
 		return fmt.Errorf("user %q: empty organization", u.Username)
 	case !u.Role.Valid():
 		return fmt.Errorf("user %q: unknown role %q", u.Username, u.Role)
+	case !u.Source.Valid():
+		return fmt.Errorf("user %q: unknown source %q", u.Username, u.Source)
 	}
 	return nil
 }
@@ -266,6 +288,13 @@ type Store interface {
 	// personal tokens (chosen as SetPassword's) revoked and appends one RevokeSubject entry with
 	// NotBefore=now, expiring like SetPassword's. ErrNotFound when absent.
 	DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (Revocation, error)
+	// UpdateUser sets the Email and Role of the user named u.Username,
+	// provided that user is still u.ID (else ErrNotFound, as when absent),
+	// and UpdatedAt to now. When revokeBefore is not zero, the user's
+	// personal tokens issued before it are revoked in the same
+	// transaction, as SetPassword does. u must be valid (User.Validate);
+	// its other fields are ignored.
+	UpdateUser(ctx context.Context, u User, now, revokeBefore, revokeExpires time.Time) error
 
 	// CreateToken records a newly signed token; ErrConflict on a duplicate
 	// ID, or on a duplicate non-empty Name among the live (unrevoked,

@@ -866,12 +866,19 @@ func TestUpgradeFromVersion1(t *testing.T) {
 }
 
 // undoUserIDs turns a database back to before migration 3 (user ids).
-var undoUserIDs = []string{
+var undoUserIDs = append(undoUserSource,
 	`DROP INDEX tokens_org_owner_id_issued`,
 	`DROP INDEX users_id`,
 	`ALTER TABLE tokens DROP COLUMN owner_id`,
 	`ALTER TABLE users DROP COLUMN id`,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
+)
+
+// undoUserSource turns a database back to before migration 4 (user sources).
+var undoUserSource = []string{
+	`DROP INDEX users_source`,
+	`ALTER TABLE users DROP COLUMN source`,
+	`DELETE FROM schema_migrations WHERE version >= 4`,
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each
@@ -952,5 +959,44 @@ func TestUpgradeToUserIDs(t *testing.T) {
 		if (got.RevokedAt != nil) != revoked {
 			t.Errorf("%s after DeleteUser(ivan): revoked %v, want %v", id, got.RevokedAt != nil, revoked)
 		}
+	}
+}
+
+// TestUpgradeToUserSource: migration 4 makes every existing user a local
+// user, who keeps signing in with their password, and lets directory users
+// be stored next to them.
+func TestUpgradeToUserSource(t *testing.T) {
+	db := newTestDB(t)
+	dsn := db.newSchema(t)
+	s := open(t, dsn)
+	ctx := context.Background()
+	alice := store.User{ID: "x-alice", Username: "alice", Email: "alice@example.com", Org: "acme", Role: store.RoleAdmin,
+		PasswordHash: "$2a$10$x", CreatedAt: testNow, UpdatedAt: testNow}
+	if err := s.CreateUser(ctx, alice); err != nil {
+		t.Fatalf("CreateUser: got error %v, want nil", err)
+	}
+	conn := adminConn(t, dsn)
+	for _, q := range undoUserSource {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+	s2 := open(t, dsn)
+	got, err := s2.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser(alice): got error %v, want nil", err)
+	}
+	if got.Source != store.SourceLocal || got.PasswordHash != alice.PasswordHash || got.ID != alice.ID {
+		t.Errorf("alice after the upgrade: source %q, hash %q, id %q; want local, %q, %q", got.Source, got.PasswordHash, got.ID, alice.PasswordHash, alice.ID)
+	}
+	dora := store.User{Username: "dora", Email: "dora@example.com", Org: "acme", Role: store.RoleMember, Source: store.SourceLDAP}
+	if err := s2.CreateUser(ctx, dora); err != nil {
+		t.Fatalf("CreateUser(directory user): got error %v, want nil", err)
+	}
+	if got, err := s2.GetUser(ctx, "dora"); err != nil || got.Source != store.SourceLDAP {
+		t.Errorf("GetUser(dora): got source %q, error %v; want ldap, nil", got.Source, err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE users SET source = 'kerberos' WHERE username = 'dora'`); err == nil {
+		t.Errorf("UPDATE users SET source = 'kerberos': got no error, want the CHECK constraint to refuse it")
 	}
 }

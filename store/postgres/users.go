@@ -11,15 +11,16 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, source, created_at, updated_at`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	var role string
-	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	var role, source string
+	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &source, &u.CreatedAt, &u.UpdatedAt); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)
+	u.Source = store.Source(source)
 	u.CreatedAt = u.CreatedAt.UTC()
 	u.UpdatedAt = u.UpdatedAt.UTC()
 	return u, nil
@@ -50,8 +51,8 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err := checkText("user id", u.ID); err != nil {
 		return fmt.Errorf("postgres: create user: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, string(u.Source), ts(u.CreatedAt), ts(u.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create user %s: %w", u.Username, mapErr(err))
 	}
@@ -192,6 +193,62 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		return store.Revocation{}, fmt.Errorf("postgres: delete user %s: %w", username, err)
 	}
 	return rev, nil
+}
+
+// UpdateUser sets the email and role of the user named u.Username whose
+// id is u.ID (store.ErrNotFound otherwise) and, when revokeBefore is not
+// zero, revokes their personal tokens issued before it in the same
+// transaction, as SetPassword does.
+func (s *Store) UpdateUser(ctx context.Context, u store.User, now, revokeBefore, revokeExpires time.Time) error {
+	switch err := u.Validate(); {
+	case err != nil:
+		return fmt.Errorf("postgres: update user: %w", err)
+	case now.IsZero():
+		return fmt.Errorf("postgres: update user %s: zero time", u.Username)
+	case !revokeBefore.IsZero() && !revokeExpires.After(now):
+		return fmt.Errorf("postgres: update user %s: revocation entry must expire after now", u.Username)
+	}
+	if err := checkText("email", u.Email); err != nil {
+		return fmt.Errorf("postgres: update user: %w", err)
+	}
+	if !storable(u.Username) || !storable(u.ID) {
+		return fmt.Errorf("postgres: update user: %w", store.ErrNotFound)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var org string
+		err := tx.QueryRow(ctx, `UPDATE users SET email = $3, role = $4, updated_at = $5
+			WHERE username = $1 AND id = $2 RETURNING org`,
+			u.Username, u.ID, u.Email, string(u.Role), ts(now)).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if revokeBefore.IsZero() {
+			return nil
+		}
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
+			WHERE `+ownedBy+` AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
+			RETURNING expires_at`, u.Username, org, ts(now), ts(revokeBefore), u.ID)
+		if err != nil {
+			return err
+		}
+		_, err = appendRevocation(ctx, tx, store.Revocation{
+			Kind:      store.RevokeSubject,
+			Value:     u.Username,
+			Org:       org,
+			NotBefore: revokeBefore,
+			RevokedAt: now,
+			ExpiresAt: laterOf(revokeExpires, lastExpiry),
+			Reason:    "role changed",
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: update user %s: %w", u.Username, err)
+	}
+	return nil
 }
 
 // ownedBy and ownedBy4 select a user's personal tokens: theirs by id ($5

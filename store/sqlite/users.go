@@ -10,7 +10,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, source, created_at, updated_at`
 
 // CreateUser adds u; ErrConflict when the username exists in any org. A
 // zero CreatedAt is set to the current time and a zero UpdatedAt to
@@ -33,8 +33,8 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		u.ID = id
 	}
 	return s.write(ctx, "create user "+u.Username, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, string(u.Source), nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("username or user id taken: %w", store.ErrConflict)
 		}
@@ -146,6 +146,48 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	return rev, nil
 }
 
+// UpdateUser sets the email and role of the user named u.Username whose
+// id is u.ID (store.ErrNotFound otherwise) and, when revokeBefore is not
+// zero, revokes their personal tokens issued before it in the same
+// transaction, as SetPassword does.
+func (s *Store) UpdateUser(ctx context.Context, u store.User, now, revokeBefore, revokeExpires time.Time) error {
+	switch err := u.Validate(); {
+	case err != nil:
+		return fmt.Errorf("sqlite: update user: %w", err)
+	case now.IsZero():
+		return fmt.Errorf("sqlite: update user %s: zero time", u.Username)
+	case !revokeBefore.IsZero() && !revokeExpires.After(now):
+		return fmt.Errorf("sqlite: update user %s: revocation entry must expire after now", u.Username)
+	}
+	return s.write(ctx, "update user "+u.Username, func(tx *sql.Tx) error {
+		cur, err := getUser(ctx, tx, u.Username)
+		if err != nil {
+			return err
+		}
+		if cur.ID != u.ID {
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, role = ?, updated_at = ? WHERE username = ? AND id = ?`,
+			u.Email, string(u.Role), micros(now), u.Username, u.ID); err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if revokeBefore.IsZero() {
+			return nil
+		}
+		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
+			WHERE org = ? AND `+ownedBy+` AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?
+			RETURNING expires_at`, micros(now), cur.Org, cur.ID, u.Username, micros(revokeBefore))
+		if err != nil {
+			return err
+		}
+		_, err = appendRevocation(ctx, tx, store.Revocation{
+			Kind: store.RevokeSubject, Value: u.Username, Org: cur.Org, NotBefore: revokeBefore,
+			RevokedAt: now, ExpiresAt: laterOf(revokeExpires, lastExpiry), Reason: "role changed",
+		})
+		return err
+	})
+}
+
 // ownedBy selects a user's personal tokens (arguments: the user's id, then
 // username): theirs by id, and those of their username that belong to no
 // user id (recorded before ids existed, for an earlier holder of the name,
@@ -198,13 +240,14 @@ type scanner interface {
 func scanUser(sc scanner) (store.User, error) {
 	var (
 		u                store.User
-		role             string
+		role, source     string
 		created, updated sql.NullInt64
 	)
-	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &created, &updated); err != nil {
+	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &source, &created, &updated); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)
+	u.Source = store.Source(source)
 	u.CreatedAt = fromNullMicros(created)
 	u.UpdatedAt = fromNullMicros(updated)
 	return u, nil

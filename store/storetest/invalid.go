@@ -30,6 +30,7 @@ func testInvalidCreateUser(t *testing.T, s store.Store) {
 		{"empty org", func(u *store.User) { u.Org = "" }},
 		{"unknown role", func(u *store.User) { u.Role = "root" }},
 		{"empty role", func(u *store.User) { u.Role = "" }},
+		{"unknown source", func(u *store.User) { u.Source = "kerberos" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +199,17 @@ func testInvalidUserChanges(t *testing.T, s store.Store) {
 		{"DeleteUser with an entry expiring at now", func() error {
 			_, err := s.DeleteUser(ctx, "bob", at(time.Hour), at(time.Hour))
 			return err
+		}},
+		{"UpdateUser with an unknown role", func() error {
+			v := u
+			v.Role = "root"
+			return s.UpdateUser(ctx, v, at(time.Hour), time.Time{}, time.Time{})
+		}},
+		{"UpdateUser with zero now", func() error {
+			return s.UpdateUser(ctx, u, time.Time{}, time.Time{}, time.Time{})
+		}},
+		{"UpdateUser revoking with an entry expiring at now", func() error {
+			return s.UpdateUser(ctx, u, at(time.Hour), at(time.Hour), at(time.Hour))
 		}},
 	}
 	for _, tc := range tests {

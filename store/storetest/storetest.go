@@ -270,6 +270,7 @@ func userDiff(got, want store.User) []string {
 	d = append(d, strDiff("Org", got.Org, want.Org)...)
 	d = append(d, strDiff("Role", string(got.Role), string(want.Role))...)
 	d = append(d, strDiff("PasswordHash", got.PasswordHash, want.PasswordHash)...)
+	d = append(d, strDiff("Source", string(got.Source), string(want.Source))...)
 	d = append(d, timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt)...)
 	d = append(d, timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt)...)
 	return d

@@ -27,6 +27,10 @@ func userTests() []subtest {
 		{"User/RecreatedOwnsNoTokens", testRecreatedOwnsNoTokens},
 		{"User/CreateDefaultTimes", testUserCreateDefaultTimes},
 		{"User/SubjectEntryOutlivesItsTokens", testSubjectEntryOutlivesItsTokens},
+		{"User/Source", testUserSource},
+		{"User/Update", testUpdateUser},
+		{"User/UpdateRevoke", testUpdateUserRevoke},
+		{"User/UpdateMissingOrReplaced", testUpdateUserMissing},
 	}
 }
 
@@ -562,4 +566,179 @@ func testSubjectEntryOutlivesItsTokens(t *testing.T, s store.Store) {
 			t.Errorf("ExpiresAt: got %s, want %s", fmtTime(rev.ExpiresAt), fmtTime(expires))
 		}
 	})
+}
+
+// directoryUser is a user created by a directory sign-in: no password hash.
+func directoryUser(name, org string, role store.Role) store.User {
+	u := newUser(name, org, role)
+	u.PasswordHash = ""
+	u.Source = store.SourceLDAP
+	return u
+}
+
+func testUserSource(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	local := newUser("alice", "acme", store.RoleAdmin)
+	dir := directoryUser("dora", "acme", store.RoleMember)
+	mustCreateUser(t, s, local)
+	mustCreateUser(t, s, dir)
+	for _, want := range []store.User{local, dir} {
+		got, err := s.GetUser(ctx, want.Username)
+		if err != nil {
+			t.Fatalf("GetUser(%q): got error %v, want nil", want.Username, err)
+		}
+		checkUser(t, "GetUser", got, want)
+	}
+	users, err := s.ListUsers(ctx, "acme")
+	if err != nil {
+		t.Fatalf("ListUsers: got error %v, want nil", err)
+	}
+	if len(users) != 2 {
+		t.Fatalf("ListUsers: got %d users, want 2", len(users))
+	}
+	checkUser(t, "ListUsers[0]", users[0], local)
+	checkUser(t, "ListUsers[1]", users[1], dir)
+	// A directory user removed and signed in again is a new person, and
+	// a removed directory user's name may become a local user's.
+	if _, err := s.DeleteUser(ctx, "dora", at(time.Hour), at(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	again := newUser("dora", "acme", store.RoleMember)
+	again.ID = "uid-dora-local"
+	mustCreateUser(t, s, again)
+	got, err := s.GetUser(ctx, "dora")
+	if err != nil {
+		t.Fatalf("GetUser(dora): got error %v, want nil", err)
+	}
+	checkUser(t, "GetUser after re-creation as a local user", got, again)
+}
+
+func testUpdateUser(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := directoryUser("dora", "acme", store.RoleMember)
+	mustCreateUser(t, s, u)
+	other := directoryUser("dan", "acme", store.RoleMember)
+	mustCreateUser(t, s, other)
+	tok := newPersonal("tok-dora", "acme", "dora", "ci", at(time.Minute))
+	mustCreateToken(t, s, tok)
+	before := latest(t, s)
+
+	now := at(time.Hour)
+	next := u
+	next.Email = "dora@new.example.com"
+	next.Role = store.RoleAdmin
+	// Fields other than email and role are not UpdateUser's to change.
+	changed := next
+	changed.Org = "globex"
+	changed.PasswordHash = "$2a$10$ignored"
+	changed.Source = store.SourceLocal
+	if err := s.UpdateUser(ctx, changed, now, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("UpdateUser: got error %v, want nil", err)
+	}
+	want := next
+	want.UpdatedAt = now
+	got, err := s.GetUser(ctx, "dora")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "GetUser after UpdateUser", got, want)
+	gotOther, err := s.GetUser(ctx, "dan")
+	if err != nil {
+		t.Fatalf("GetUser(dan): got error %v, want nil", err)
+	}
+	checkUser(t, "another user after UpdateUser", gotOther, other)
+	checkToken(t, "token after UpdateUser without revocation", mustGetToken(t, s, "tok-dora"), tok)
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after UpdateUser without revocation: got %d, want %d", l, before)
+	}
+}
+
+func testUpdateUserRevoke(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := directoryUser("dora", "acme", store.RoleAdmin)
+	mustCreateUser(t, s, u)
+	mustCreateUser(t, s, newUser("bob", "acme", store.RoleMember))
+	cut := at(10 * time.Hour)
+	now := at(11 * time.Hour)
+	expires := now.Add(8760 * time.Hour)
+	old := newPersonal("tok-old", "acme", "dora", "old", at(time.Hour))
+	after := newPersonal("tok-after", "acme", "dora", "after", at(10*time.Hour+time.Minute))
+	bobs := newPersonal("tok-bob", "acme", "bob", "bob", at(time.Hour))
+	admin := newAdministrative("tok-admin", "acme", "infra", "dora", at(time.Hour))
+	for _, tok := range []store.TokenRecord{old, after, bobs, admin} {
+		mustCreateToken(t, s, tok)
+	}
+	before := latest(t, s)
+
+	demoted := u
+	demoted.Role = store.RoleMember
+	if err := s.UpdateUser(ctx, demoted, now, cut, expires); err != nil {
+		t.Fatalf("UpdateUser(revokeBefore): got error %v, want nil", err)
+	}
+	entries, err := s.ListRevocations(ctx, before, now)
+	if err != nil {
+		t.Fatalf("ListRevocations: got error %v, want nil", err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("ListRevocations(%d): got %d entries, want 1 (one subject entry)", before, len(entries))
+	}
+	checkRevocation(t, "subject entry", entries[0], store.Revocation{
+		Seq: before + 1, Kind: store.RevokeSubject, Value: "dora", Org: "acme",
+		NotBefore: cut, RevokedAt: now, ExpiresAt: expires, Reason: "role changed",
+	})
+	tests := []struct {
+		name        string
+		tok         store.TokenRecord
+		wantRevoked *time.Time
+	}{
+		{"issued before cut-off: revoked", old, ptr(now)},
+		{"issued after cut-off: kept", after, nil},
+		{"other user: kept", bobs, nil},
+		{"administrative token the user created: kept", admin, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.tok
+			want.RevokedAt = tc.wantRevoked
+			checkToken(t, tc.tok.ID, mustGetToken(t, s, tc.tok.ID), want)
+		})
+	}
+	got, err := s.GetUser(ctx, "dora")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	if got.Role != store.RoleMember {
+		t.Errorf("Role: got %q, want %q", got.Role, store.RoleMember)
+	}
+}
+
+func testUpdateUserMissing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := directoryUser("dora", "acme", store.RoleMember)
+	mustCreateUser(t, s, u)
+	mustCreateToken(t, s, newPersonal("tok-dora", "acme", "dora", "ci", at(time.Minute)))
+	before := latest(t, s)
+	next := u
+	next.Role = store.RoleAdmin
+
+	missing := next
+	missing.Username = "nobody"
+	wantErrIs(t, "UpdateUser(missing)", s.UpdateUser(ctx, missing, at(time.Hour), time.Time{}, time.Time{}), store.ErrNotFound)
+	// The name now belongs to someone else: the update was meant for the
+	// person who held it, so nothing changes.
+	replaced := next
+	replaced.ID = "uid-someone-else"
+	wantErrIs(t, "UpdateUser(other id)", s.UpdateUser(ctx, replaced, at(time.Hour), at(time.Hour), at(100*time.Hour)), store.ErrNotFound)
+
+	got, err := s.GetUser(ctx, "dora")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "user untouched", got, u)
+	if tok := mustGetToken(t, s, "tok-dora"); tok.RevokedAt != nil {
+		t.Errorf("tok-dora RevokedAt: got %s, want nil", fmtTime(*tok.RevokedAt))
+	}
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after failed UpdateUser: got %d, want %d", l, before)
+	}
 }
