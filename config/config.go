@@ -26,6 +26,7 @@ type Config struct {
 	Roles      map[string]Role     `mapstructure:"roles"`
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
+	Auth       Auth                `mapstructure:"auth"`
 }
 
 // Server configures the HTTP listener.
@@ -143,6 +144,7 @@ func Default() Config {
 		},
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
+		Auth:    Auth{LDAP: defaultLDAP()},
 	}
 }
 
@@ -259,6 +261,15 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("security.min_password_length", d.Security.MinPasswordLength)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("auth.ldap.url", d.Auth.LDAP.URL)
+	v.SetDefault("auth.ldap.bind_dn", d.Auth.LDAP.BindDN)
+	v.SetDefault("auth.ldap.bind_password", d.Auth.LDAP.BindPassword)
+	v.SetDefault("auth.ldap.user_base", d.Auth.LDAP.UserBase)
+	v.SetDefault("auth.ldap.user_filter", d.Auth.LDAP.UserFilter)
+	v.SetDefault("auth.ldap.email_attribute", d.Auth.LDAP.EmailAttribute)
+	v.SetDefault("auth.ldap.organization", d.Auth.LDAP.Organization)
+	v.SetDefault("auth.ldap.admin_group", d.Auth.LDAP.AdminGroup)
+	v.SetDefault("auth.ldap.sync_interval", d.Auth.LDAP.SyncInterval)
 }
 
 // Validate reports the first setting that cannot work.
@@ -325,5 +336,5 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	return nil
+	return c.Auth.LDAP.validate()
 }

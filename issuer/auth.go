@@ -108,6 +108,9 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (*princi
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("authenticate: load user: %w", err)
 	}
+	if (known && u.Source == store.SourceLDAP) || (!known && s.cfg.Directory != nil) {
+		return s.checkDirectoryPassword(ctx, username, password, client, now) // directory.go
+	}
 	hash := s.dummyHash
 	if known {
 		hash = []byte(u.PasswordHash)
@@ -130,21 +133,32 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (*princi
 		// the password is set again.
 		s.log.Warn("stored password hash is unusable", "user", u.Username, "err_kind", fmt.Sprintf("%T", err))
 	}
+	if !known {
+		return nil, s.loginFailed(ctx, username, client, now, nil, "unknown user")
+	}
+	return nil, s.loginFailed(ctx, username, client, now, &u, "wrong password")
+}
+
+// errWrongCredentials is the one answer to every refused password, local
+// or directory, known user or not.
+var errWrongCredentials = errorf(ECodeUnauthorized, "The username or password is wrong.")
+
+// loginFailed counts a refused password against the failure limits and
+// audits it; u is the user when the username is known. It returns the
+// answer to give.
+func (s *Server) loginFailed(ctx context.Context, username, client string, now time.Time, u *store.User, detail string) error {
 	s.limiter.fail(username, client, now)
 	s.metrics.loginFailures.Inc()
-	ev := store.AuditEvent{Action: "login.failed", ClientIP: client, Detail: "wrong password"}
-	if known {
+	ev := store.AuditEvent{Action: "login.failed", ClientIP: client, Detail: detail}
+	if u != nil {
 		ev.Org, ev.Target = u.Org, u.Username
-	} else {
-		ev.Detail = "unknown user"
+	} else if validName(username) {
 		// The attempted name is kept only when it could be a username:
 		// people sometimes type their password into the username field.
-		if validName(username) {
-			ev.Target = username
-		}
+		ev.Target = username
 	}
 	s.appendAudit(ctx, ev)
-	return nil, errorf(ECodeUnauthorized, "The username or password is wrong.")
+	return errWrongCredentials
 }
 
 // newDummyHash returns a bcrypt hash of a random password at cost.

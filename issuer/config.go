@@ -70,6 +70,18 @@ type Config struct {
 	// Revocation configures the published revocation list.
 	Revocation RevocationConfig
 
+	// Directory, when set, checks the passwords of usernames that are not
+	// local users (directory sign-in, auth.ldap): a user is created in
+	// DirectoryOrg at their first sign-in and removed by the directory
+	// sync once the directory no longer holds them. Nil: local users only.
+	Directory Directory
+	// DirectoryOrg is the organization of every directory user; required
+	// with Directory.
+	DirectoryOrg string
+	// DirectorySyncInterval is how often directory users are checked
+	// against the directory (default 5m).
+	DirectorySyncInterval time.Duration
+
 	// PruneInterval is how often expired records are pruned (default 1h).
 	PruneInterval time.Duration
 	// PruneAfter keeps expired token records this long (default 720h).
@@ -99,6 +111,7 @@ const (
 	defaultMinPasswordLength = 8
 	defaultPruneInterval     = time.Hour
 	defaultPruneAfter        = 30 * 24 * time.Hour
+	defaultDirectorySync     = 5 * time.Minute
 )
 
 // defaultRoles is what each role holds when Config.Roles is empty.
@@ -221,6 +234,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PruneInterval < 0 || c.PruneAfter < 0 {
 		return c, errors.New("issuer: prune interval and prune-after must not be negative")
+	}
+	if c.Directory != nil {
+		if !validName(c.DirectoryOrg) {
+			return c, fmt.Errorf("issuer: directory organization %q must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'", c.DirectoryOrg)
+		}
+		if c.DirectorySyncInterval == 0 {
+			c.DirectorySyncInterval = defaultDirectorySync
+		}
+		if c.DirectorySyncInterval < time.Second {
+			return c, fmt.Errorf("issuer: directory sync interval %s must be at least one second", c.DirectorySyncInterval)
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

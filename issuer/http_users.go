@@ -21,8 +21,11 @@ type userView struct {
 	Email        string `json:"email"`
 	Organization string `json:"organization_name"`
 	Role         string `json:"role"`
-	CreatedAt    string `json:"created_at"`
-	UpdatedAt    string `json:"updated_at"`
+	// Source is "local" (password held by signet) or "ldap" (signs in
+	// through the directory, which the sync follows).
+	Source    string `json:"source"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
 }
 
 func viewOf(u store.User) userView {
@@ -32,9 +35,18 @@ func viewOf(u store.User) userView {
 		Email:        u.Email,
 		Organization: u.Org,
 		Role:         string(u.Role),
+		Source:       sourceName(u.Source),
 		CreatedAt:    formatTime(u.CreatedAt),
 		UpdatedAt:    formatTime(u.UpdatedAt),
 	}
+}
+
+// sourceName is how a user's source is shown.
+func sourceName(src store.Source) string {
+	if src == store.SourceLocal {
+		return "local"
+	}
+	return string(src)
 }
 
 // formatTime renders t as RFC 3339 in UTC, "" for the zero time.

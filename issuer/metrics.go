@@ -20,6 +20,10 @@ type metrics struct {
 	rateLimited   *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	hashWait      prometheus.Histogram
+
+	directoryLogins  *prometheus.CounterVec
+	directorySyncs   *prometheus.CounterVec
+	directoryRemoved prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -59,8 +63,21 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help:    "Time a password check waited for a hashing worker.",
 			Buckets: []float64{0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}),
+		directoryLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_directory_logins_total",
+			Help: "Directory (LDAP) sign-ins, by result (ok, refused, unavailable).",
+		}, []string{"result"}),
+		directorySyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_directory_syncs_total",
+			Help: "Directory sync passes, by result (ok, failed).",
+		}, []string{"result"}),
+		directoryRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signet_directory_users_removed_total",
+			Help: "Directory users removed by the sync, their personal tokens revoked.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.tokensIssued, m.revocations, m.loginFailures, m.rateLimited, m.requests, m.hashWait} {
+	for _, c := range []prometheus.Collector{m.tokensIssued, m.revocations, m.loginFailures, m.rateLimited, m.requests, m.hashWait,
+		m.directoryLogins, m.directorySyncs, m.directoryRemoved} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("issuer: register metrics: %w", err)
 		}

@@ -306,12 +306,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Run does the background work until ctx ends: it follows the revocation
-// log for the published list and prunes expired records. It returns nil
+// log for the published list, prunes expired records and, with a
+// Directory, runs the directory sync. It returns nil
 // once every background loop has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.feed.run(ctx) })
 	wg.Go(func() { s.pruneLoop(ctx) })
+	if s.cfg.Directory != nil {
+		wg.Go(func() { s.directorySyncLoop(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

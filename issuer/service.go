@@ -110,6 +110,10 @@ type Principal struct {
 	Client string
 
 	cli bool
+	// system names a principal of the issuer itself (the directory sync),
+	// which acts like the CLI in every organization but on directory
+	// users only, and is named so in the audit log.
+	system string
 }
 
 // principal is the name the HTTP layer (auth.go, session.go) uses.
@@ -122,6 +126,8 @@ func CLI() *Principal { return &Principal{cli: true, Client: "local", Scopes: []
 // actor names p in audit events and created_by.
 func (p *Principal) actor() string {
 	switch {
+	case p.system != "":
+		return p.system
 	case p.cli:
 		return "cli"
 	case p.Token != nil:

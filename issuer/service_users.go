@@ -123,6 +123,9 @@ func (s *Service) RemoveUser(ctx context.Context, p *Principal, name string) (st
 	if err != nil {
 		return store.User{}, err
 	}
+	if p.system != "" && u.Source != store.SourceLDAP {
+		return store.User{}, errNoUser // the directory removes only its own users
+	}
 	if !p.cli && u.ID == p.User.ID {
 		return store.User{}, errorf(ECodeConflict, "You cannot remove yourself; ask another admin.")
 	}
@@ -153,6 +156,9 @@ func (s *Service) SetPassword(ctx context.Context, p *Principal, name, password 
 		if u, err = s.orgUser(ctx, p, name); err != nil {
 			return store.User{}, err
 		}
+	}
+	if u.Source == store.SourceLDAP {
+		return store.User{}, errorf(ECodeConflict, "%s signs in with their directory password; change it in the directory.", u.Username)
 	}
 	hash, err := s.hasher(ctx, password)
 	if err != nil {

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Auth configures sign-in beyond the local users.
+type Auth struct {
+	LDAP LDAP `mapstructure:"ldap"`
+}
+
+// LDAP configures directory sign-in (auth.ldap): usernames that are not
+// local users are checked against an LDAP directory. Set URL to turn it
+// on.
+type LDAP struct {
+	// URL is ldap://host[:port] or ldaps://host[:port].
+	URL string `mapstructure:"url"`
+	// BindDN and BindPassword are the service account that searches for
+	// users (SIGNET_AUTH_LDAP_BIND_PASSWORD keeps the password out of the
+	// file).
+	BindDN       string `mapstructure:"bind_dn"`
+	BindPassword string `mapstructure:"bind_password"`
+	// UserBase is the DN searched (whole subtree) for users.
+	UserBase string `mapstructure:"user_base"`
+	// UserFilter finds one user; {username} is replaced by the username,
+	// escaped.
+	UserFilter string `mapstructure:"user_filter"`
+	// EmailAttribute holds a user's email address.
+	EmailAttribute string `mapstructure:"email_attribute"`
+	// Organization is the org of every directory user.
+	Organization string `mapstructure:"organization"`
+	// AdminGroup is the DN of the group whose members get role admin;
+	// empty: every directory user is a member.
+	AdminGroup string `mapstructure:"admin_group"`
+	// SyncInterval is how often directory users are checked against the
+	// directory (removed when gone, role and email updated).
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+}
+
+// Enabled reports whether directory sign-in is configured.
+func (l LDAP) Enabled() bool { return l.URL != "" }
+
+// Defaults and limits of auth.ldap.
+const (
+	defaultLDAPUserFilter     = "(uid={username})"
+	defaultLDAPEmailAttribute = "mail"
+	defaultLDAPSyncInterval   = 5 * time.Minute
+	minLDAPSyncInterval       = time.Second
+	maxLDAPSyncInterval       = 24 * time.Hour
+)
+
+func defaultLDAP() LDAP {
+	return LDAP{
+		UserFilter:     defaultLDAPUserFilter,
+		EmailAttribute: defaultLDAPEmailAttribute,
+		SyncInterval:   defaultLDAPSyncInterval,
+	}
+}
+
+// validate reports the first auth.ldap setting that cannot work. The
+// directory package checks the DNs and the filter's syntax when it is
+// built (before the store is opened). No message repeats bind_password.
+func (l LDAP) validate() error {
+	if !l.Enabled() {
+		for key, v := range map[string]string{
+			"bind_dn": l.BindDN, "bind_password": l.BindPassword, "user_base": l.UserBase,
+			"organization": l.Organization, "admin_group": l.AdminGroup,
+		} {
+			if v != "" {
+				return fmt.Errorf("config: auth.ldap.%s is set but auth.ldap.url is empty; set the url to use directory sign-in", key)
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(l.URL)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
+		return fmt.Errorf("config: auth.ldap.url %q: want ldap://host[:port] or ldaps://host[:port]", l.URL)
+	}
+	switch {
+	case strings.TrimSpace(l.BindDN) == "":
+		return errors.New("config: auth.ldap.bind_dn is empty: the service account that searches for users is required")
+	case l.BindPassword == "":
+		return errors.New("config: auth.ldap.bind_password is empty (set it, or SIGNET_AUTH_LDAP_BIND_PASSWORD): an LDAP bind without a password is anonymous")
+	case strings.TrimSpace(l.UserBase) == "":
+		return errors.New("config: auth.ldap.user_base is empty: the DN under which users are searched is required")
+	case !strings.Contains(l.UserFilter, "{username}"):
+		return fmt.Errorf("config: auth.ldap.user_filter %q must contain {username}", l.UserFilter)
+	case strings.TrimSpace(l.EmailAttribute) == "":
+		return errors.New("config: auth.ldap.email_attribute is empty")
+	case strings.TrimSpace(l.Organization) == "":
+		return errors.New("config: auth.ldap.organization is empty: the organization of every directory user is required")
+	case l.SyncInterval < minLDAPSyncInterval || l.SyncInterval > maxLDAPSyncInterval:
+		return fmt.Errorf("config: auth.ldap.sync_interval %s is out of range; want between %s and %s", l.SyncInterval, minLDAPSyncInterval, maxLDAPSyncInterval)
+	}
+	return nil
+}
