@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -53,6 +54,10 @@ const (
 	maxLDAPSyncInterval       = 24 * time.Hour
 )
 
+// orgName is the shape of an organization name (the issuer's rule for
+// every org, checked here so that signet stops before opening anything).
+var orgName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
 func defaultLDAP() LDAP {
 	return LDAP{
 		UserFilter:     defaultLDAPUserFilter,
@@ -62,8 +67,9 @@ func defaultLDAP() LDAP {
 }
 
 // validate reports the first auth.ldap setting that cannot work. The
-// directory package checks the DNs and the filter's syntax when it is
-// built (before the store is opened). No message repeats bind_password.
+// directory package checks the service account, the DNs and the filter's
+// syntax when signet serve builds it, before the store is opened. No
+// message repeats bind_password.
 func (l LDAP) validate() error {
 	if !l.Enabled() {
 		for key, v := range map[string]string{
@@ -80,19 +86,21 @@ func (l LDAP) validate() error {
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
 		return fmt.Errorf("config: auth.ldap.url %q: want ldap://host[:port] or ldaps://host[:port]", l.URL)
 	}
+	// bind_dn and bind_password are required by signet serve alone (the
+	// directory package says so when it is built): the offline commands
+	// and the gate read this file too, without the service account's
+	// password in their environment.
 	switch {
-	case strings.TrimSpace(l.BindDN) == "":
-		return errors.New("config: auth.ldap.bind_dn is empty: the service account that searches for users is required")
-	case l.BindPassword == "":
-		return errors.New("config: auth.ldap.bind_password is empty (set it, or SIGNET_AUTH_LDAP_BIND_PASSWORD): an LDAP bind without a password is anonymous")
 	case strings.TrimSpace(l.UserBase) == "":
 		return errors.New("config: auth.ldap.user_base is empty: the DN under which users are searched is required")
 	case !strings.Contains(l.UserFilter, "{username}"):
 		return fmt.Errorf("config: auth.ldap.user_filter %q must contain {username}", l.UserFilter)
 	case strings.TrimSpace(l.EmailAttribute) == "":
 		return errors.New("config: auth.ldap.email_attribute is empty")
-	case strings.TrimSpace(l.Organization) == "":
+	case l.Organization == "":
 		return errors.New("config: auth.ldap.organization is empty: the organization of every directory user is required")
+	case !orgName.MatchString(l.Organization):
+		return fmt.Errorf("config: auth.ldap.organization %q must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", l.Organization)
 	case l.SyncInterval < minLDAPSyncInterval || l.SyncInterval > maxLDAPSyncInterval:
 		return fmt.Errorf("config: auth.ldap.sync_interval %s is out of range; want between %s and %s", l.SyncInterval, minLDAPSyncInterval, maxLDAPSyncInterval)
 	}

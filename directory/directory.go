@@ -119,8 +119,12 @@ func New(cfg Config) (*LDAP, error) {
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
 		return nil, fmt.Errorf("auth.ldap.url %q: only the scheme, host and port are used; put the base DN in auth.ldap.user_base", cfg.URL)
 	}
-	if cfg.BindDN == "" || cfg.BindPassword == "" {
-		return nil, errors.New("auth.ldap.bind_dn and auth.ldap.bind_password are both required: the service account that finds users")
+	switch {
+	case cfg.BindDN == "":
+		return nil, errors.New("auth.ldap.bind_dn is empty: the service account that finds users is required")
+	case cfg.BindPassword == "":
+		// A bind with a DN and no password would be anonymous.
+		return nil, errors.New("auth.ldap.bind_password is empty (set it, or SIGNET_AUTH_LDAP_BIND_PASSWORD): the service account needs its password")
 	}
 	if _, err := ldap.ParseDN(cfg.BindDN); err != nil {
 		return nil, fmt.Errorf("auth.ldap.bind_dn %q is not a DN: %w", cfg.BindDN, err)

@@ -52,7 +52,11 @@ func newDirEnv(tb testing.TB, mods ...func(*Config)) *dirEnv {
 		// no directory user yet.
 		c.DirectorySyncInterval = time.Hour
 	}}, mods...)
-	return &dirEnv{testEnv: newEnv(tb, all...), ldap: srv}
+	e := &dirEnv{testEnv: newEnv(tb, all...), ldap: srv}
+	// A clock with nanoseconds, as a real one has: users the directory
+	// creates must come back from the store as the store holds them.
+	e.clock.Advance(123456789 * time.Nanosecond)
+	return e
 }
 
 // asDir authenticates as a directory user with their directory password.

@@ -106,7 +106,21 @@ func (s *Service) createDirectoryUser(ctx context.Context, e directory.Entry) (s
 	}
 	s.committed(ctx, directoryPrincipal(), change{org: u.Org, action: "user.add", target: u.Username,
 		detail: "first directory sign-in; role " + string(u.Role)})
-	return u, nil
+	return s.storedUser(ctx, u)
+}
+
+// storedUser reads u back as the store holds it (times at the store's
+// precision, which the rest of the issuer compares against): errNoUser
+// when the name is no longer u's.
+func (s *Service) storedUser(ctx context.Context, u store.User) (store.User, error) {
+	got, err := s.st.GetUser(ctx, u.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && got.ID != u.ID):
+		return store.User{}, errNoUser
+	case err != nil:
+		return store.User{}, fmt.Errorf("read directory user: %w", err)
+	}
+	return got, nil
 }
 
 // followDirectory brings u's email and role in line with e and returns
@@ -148,8 +162,8 @@ func (s *Service) followDirectory(ctx context.Context, p *Principal, u store.Use
 		ch.revoked = "role_change"
 	}
 	s.committed(ctx, p, ch)
-	next.UpdatedAt = now.UTC()
-	return next, true, nil
+	next, err := s.storedUser(ctx, next)
+	return next, err == nil, err
 }
 
 // DirectorySync is what one pass of the directory sync did.

@@ -58,6 +58,8 @@ type env struct {
 	url    string
 	cmd    *exec.Cmd
 	logs   *syncBuffer
+	// extraEnv is added to the environment of `signet serve`.
+	extraEnv []string
 }
 
 type syncBuffer struct {
@@ -148,7 +150,7 @@ func (e *env) start() {
 	e.logs = &syncBuffer{}
 	cmd := exec.Command(signetBinary(e.tb), "serve", "--config", e.config)
 	cmd.Dir = e.dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), e.extraEnv...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	if err := cmd.Start(); err != nil {
 		e.tb.Fatal(err)

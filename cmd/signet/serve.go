@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/directory"
 	"github.com/signet-auth/signet/issuer"
 	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/store"
@@ -75,6 +76,11 @@ type Main struct {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.errc = make(chan error, 1)
+	// The directory's settings are checked before anything is opened.
+	dir, err := openDirectory(cfg.Auth.LDAP)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
@@ -85,7 +91,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Keys = kr
-	srv, err := issuer.New(issuerConfig(cfg, m.Logger), st, kr)
+	icfg := issuerConfig(cfg, m.Logger)
+	if dir != nil {
+		icfg.Directory = dir
+	}
+	srv, err := issuer.New(icfg, st, kr)
 	if err != nil {
 		return err
 	}
@@ -118,6 +128,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.Logger.Info("signet issuer listening", "addr", ln.Addr().String(), "issuer", cfg.Server.PublicURL,
 		"store", cfg.Store.Driver, "algorithm", cfg.Keys.Algorithm)
+	if dir != nil {
+		m.Logger.Info("directory sign-in on", "url", cfg.Auth.LDAP.URL, "organization", cfg.Auth.LDAP.Organization,
+			"sync_interval", cfg.Auth.LDAP.SyncInterval.String())
+	}
 	if users, err := st.ListUsers(ctx, ""); err == nil && len(users) == 0 {
 		m.Logger.Warn("no users yet; add the first one with: echo 'a-long-password' | signet user add alice --org acme --role admin --email alice@example.com --password-stdin")
 	}
@@ -165,6 +179,28 @@ func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
 	}
 }
 
+// openDirectory builds the LDAP directory of auth.ldap; nil when it is
+// not configured. Nothing is dialled yet: a directory that is down at
+// start-up only makes directory sign-ins answer 503 until it is back.
+func openDirectory(cfg config.LDAP) (*directory.LDAP, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	d, err := directory.New(directory.Config{
+		URL:            cfg.URL,
+		BindDN:         cfg.BindDN,
+		BindPassword:   cfg.BindPassword,
+		UserBase:       cfg.UserBase,
+		UserFilter:     cfg.UserFilter,
+		EmailAttribute: cfg.EmailAttribute,
+		AdminGroup:     cfg.AdminGroup,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return d, nil
+}
+
 // openKeyring opens (creating on first use) the signing keys.
 func openKeyring(cfg config.Config, log *slog.Logger) (*keys.Keyring, error) {
 	return keys.Open(keys.Config{
@@ -209,8 +245,10 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 			MaxDelta:          cfg.Revocation.MaxDelta,
 			KeepAlive:         cfg.Revocation.KeepAlive,
 		},
-		PruneInterval: cfg.Tokens.PruneInterval,
-		PruneAfter:    cfg.Tokens.PruneAfter,
-		Logger:        log,
+		PruneInterval:         cfg.Tokens.PruneInterval,
+		PruneAfter:            cfg.Tokens.PruneAfter,
+		DirectoryOrg:          cfg.Auth.LDAP.Organization,
+		DirectorySyncInterval: cfg.Auth.LDAP.SyncInterval,
+		Logger:                log,
 	}
 }

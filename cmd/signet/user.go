@@ -80,9 +80,13 @@ func (c *cli) userListCommand() *cobra.Command {
 					return err
 				}
 				w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "USERNAME\tORG\tROLE\tEMAIL\tCREATED")
+				fmt.Fprintln(w, "USERNAME\tORG\tROLE\tEMAIL\tSOURCE\tCREATED")
 				for _, u := range users {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Org, u.Role, u.Email, u.CreatedAt.UTC().Format(time.RFC3339))
+					source := "local"
+					if u.Source != store.SourceLocal {
+						source = string(u.Source)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Org, u.Role, u.Email, source, u.CreatedAt.UTC().Format(time.RFC3339))
 				}
 				return w.Flush()
 			})
