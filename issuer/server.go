@@ -16,6 +16,8 @@
 //	scopes.go          scope shapes, patterns, presets
 //	request.go         strict JSON bodies, lifetimes
 //	auth.go, password.go  Basic credentials, password checks, the failure limiter
+//	directory.go       directory (LDAP) sign-in and the sync loop
+//	service_directory.go  directory users: creation, updates, the sync's removals
 //	http_*.go          handlers: parse, call the Service, render
 //	http_error.go      the one error renderer: code → status, 401 challenges
 //	revocations.go     the published revocation list (snapshot, deltas, events)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
-# when reachable), end-to-end against the real binary, fuzz seed corpora,
-# and the browser test of the web UI.
+# when reachable), end-to-end against the real binary, directory sign-in
+# against a real OpenLDAP (slapd, installed when missing), fuzz seed
+# corpora, and the browser test of the web UI.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test`
@@ -39,6 +40,16 @@ if [ -f scripts/ui-e2e/package.json ]; then
     fi
     log "browser test prerequisites missing: TestUIBrowser will be skipped"
   fi
+fi
+
+# The directory tests run a real slapd; CI must run them, elsewhere they
+# skip with a message when it cannot be installed.
+if ! scripts/setup-slapd.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install slapd for the directory tests"
+    exit 1
+  fi
+  log "slapd missing: the directory (LDAP) tests will be skipped"
 fi
 
 log "go vet"
