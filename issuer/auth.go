@@ -126,7 +126,7 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (*princi
 		s.metrics.rateLimited.WithLabelValues("hash_pool").Inc()
 		return nil, rateLimited(time.Second, "The server is busy checking passwords; try again shortly.")
 	}
-	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
+	err = s.compareHash(hash, []byte(password))
 	release()
 
 	if err == nil && known {

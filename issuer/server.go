@@ -28,6 +28,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-auth/signet/store"
 )
@@ -67,6 +68,10 @@ type Server struct {
 	// dummyHash is compared against when a username is unknown, so that a
 	// missing user costs the same as a wrong password.
 	dummyHash []byte
+	// compareHash checks a password against a bcrypt hash:
+	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
+	// the checks.
+	compareHash func(hash, password []byte) error
 	// metadata is the RFC 8414 document, rendered once.
 	metadata []byte
 	// routes holds the registered route patterns: the only values of the
@@ -105,18 +110,19 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		st:        st,
-		keys:      k,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		issuer:    cfg.PublicURL,
-		metrics:   m,
-		pool:      newHashPool(cfg.HashWorkers, m.hashWait),
-		limiter:   newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
-		dummyHash: dummy,
-		routes:    map[string]bool{},
-		proxies:   proxies,
+		cfg:         cfg,
+		st:          st,
+		keys:        k,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		issuer:      cfg.PublicURL,
+		metrics:     m,
+		pool:        newHashPool(cfg.HashWorkers, m.hashWait),
+		limiter:     newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
+		dummyHash:   dummy,
+		compareHash: bcrypt.CompareHashAndPassword,
+		routes:      map[string]bool{},
+		proxies:     proxies,
 	}
 	s.metadata, err = json.Marshal(s.serverMetadata())
 	if err != nil {
