@@ -59,6 +59,8 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	issuer string
+	// origin is the web origin of the public URL (refuseCrossSite).
+	origin string
 
 	app     *fiber.App
 	feed    *revocationFeed
@@ -105,6 +107,10 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	origin, err := publicOrigin(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	dummy, err := newDummyHash(cfg.BcryptCost)
 	if err != nil {
 		return nil, err
@@ -116,6 +122,7 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		issuer:      cfg.PublicURL,
+		origin:      origin,
 		metrics:     m,
 		pool:        newHashPool(cfg.HashWorkers, m.hashWait),
 		limiter:     newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
@@ -170,6 +177,8 @@ func (s *Server) newApp() *fiber.App {
 			s.log.Error("panic while serving a request", "method", c.Method(), "route", c.Route().Path, "panic", fmt.Sprint(e))
 		},
 	}))
+	// Before anything reads a credential or a body, on every path.
+	app.Use(s.refuseCrossSite)
 
 	s.mountUI(app) // before the API routes: its middleware wraps them
 
