@@ -70,6 +70,8 @@ type Server struct {
 	// dummyHash is compared against when a username is unknown, so that a
 	// missing user costs the same as a wrong password.
 	dummyHash []byte
+	// dummies are dummy hashes of other costs, made when needed (auth.go).
+	dummies dummyHashes
 	// compareHash checks a password against a bcrypt hash:
 	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
 	// the checks.
