@@ -1231,6 +1231,31 @@ func TestContractBrowsers(t *testing.T) {
 	mustStatus(t, e.send(ctReq{method: "GET", path: "/tokens", user: "alice", pass: ctAlicePass, header: map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}}), 200)
 }
 
+// TestContractLongPasswords: bcrypt reads 72 bytes; a password longer
+// than that is refused when set (the CLI and the API share the rule) and
+// never signs in, so a 72-byte password with anything appended is wrong.
+func TestContractLongPasswords(t *testing.T) {
+	e := contractEnv(t, ctBaseYAML, "")
+	pw72 := strings.Repeat("long-pw-", 9) // 72 bytes
+	if _, errOut, code := e.cli(pw72+"\n", "user", "add", "ivan", "--org", "acme", "--role", "member", "--email", "ivan@example.com", "--password-stdin"); code != 0 {
+		t.Fatalf("user add with a 72-byte password: exit %d: %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"user", "add", "yuri", "--org", "acme", "--role", "member", "--email", "yuri@example.com", "--password-stdin"},
+		{"user", "passwd", "ivan", "--password-stdin"},
+	} {
+		if _, errOut, code := e.cli(pw72+"x\n", args...); code == 0 || strings.Contains(errOut, pw72) {
+			t.Errorf("%v with a 73-byte password: got exit %d (%q), want a failure that does not repeat it", args, code, errOut)
+		}
+	}
+	issueUserToken(t, e, "ivan", pw72, "")
+	for _, extra := range []string{"x", "-anything-at-all"} {
+		wantErr(t, e.send(ctReq{method: "POST", path: "/user-token", user: "ivan", pass: pw72 + extra}), 401, "unauthorized")
+	}
+	wantErr(t, e.send(ctReq{method: "POST", path: "/users", user: "alice", pass: ctAlicePass, ctype: ctJSON,
+		body: `{"username":"yuri","password":"` + pw72 + `x","email":"yuri@example.com","role":"member"}`}), 400, "invalid_request")
+}
+
 // TestContractPersonalTokensOff: with tokens.personal_tokens false only
 // admins create tokens; members still list theirs.
 func TestContractPersonalTokensOff(t *testing.T) {
