@@ -210,6 +210,7 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		PersonalTokens:    cfg.Tokens.PersonalTokens,
 		Roles:             roles,
 		Presets:           cfg.Presets,
+		UIDefaultPreset:   cfg.UI.DefaultPreset,
 		BodyLimit:         cfg.Server.BodyLimit,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
