@@ -447,7 +447,7 @@ func TestErrorPrefixOnce(t *testing.T) {
 		{"bad username", "long-enough-password\n", "The username must", []string{"user", "add", "bad name", "--org", "acme", "--email", "x@example.com", "--password-stdin"}},
 		{"bad role", "long-enough-password\n", "The role must", []string{"user", "add", "x", "--org", "acme", "--role", "owner", "--email", "x@example.com", "--password-stdin"}},
 		{"short password", "short\n", "too short", []string{"user", "add", "x", "--org", "acme", "--email", "x@example.com", "--password-stdin"}},
-		{"unknown user", "", "no user", []string{"user", "remove", "ghost"}},
+		{"unknown user", "", "no such user", []string{"user", "remove", "ghost"}},
 		{"unknown key", "", "no key", []string{"keys", "revoke", "nope"}},
 		{"unknown command", "", "unknown command", []string{"frobnicate"}},
 	} {
