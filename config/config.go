@@ -27,6 +27,15 @@ type Config struct {
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
 	Auth       Auth                `mapstructure:"auth"`
+	UI         UI                  `mapstructure:"ui"`
+}
+
+// UI configures the web page at /ui/.
+type UI struct {
+	// DefaultPreset is the preset the page's New token form starts from;
+	// empty (or a preset beyond the user's role): every scope the user
+	// holds.
+	DefaultPreset string `mapstructure:"default_preset"`
 }
 
 // Server configures the HTTP listener.
@@ -270,6 +279,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("auth.ldap.organization", d.Auth.LDAP.Organization)
 	v.SetDefault("auth.ldap.admin_group", d.Auth.LDAP.AdminGroup)
 	v.SetDefault("auth.ldap.sync_interval", d.Auth.LDAP.SyncInterval)
+	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
 }
 
 // Validate reports the first setting that cannot work.
@@ -334,6 +344,11 @@ func (c Config) Validate() error {
 			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
 				return fmt.Errorf("config: presets.%s: bad scope %q", name, s)
 			}
+		}
+	}
+	if p := c.UI.DefaultPreset; p != "" {
+		if _, ok := c.Presets[p]; !ok {
+			return fmt.Errorf("config: ui.default_preset %q: no such preset in presets", p)
 		}
 	}
 	return c.Auth.LDAP.validate()

@@ -6,26 +6,36 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/directory"
+	"github.com/signet-auth/signet/store"
 )
 
 // checkDirectoryPassword is checkPassword for a username that is not a
-// local user: a directory user, or someone the directory may know. The
-// failure limits were checked by the caller; a refused password counts
-// against them and is answered like a wrong local password. A directory
-// that cannot be asked answers 503 and counts nothing: no password was
-// checked.
-func (s *Server) checkDirectoryPassword(ctx context.Context, username, password, client string, now time.Time) (*principal, error) {
+// local user: a directory user (known), or someone the directory may know
+// (known is nil). It
+// settles attempt, reserved by the caller: a refused password is one
+// failure, answered like a wrong local password; a directory that cannot
+// be asked answers 503 and counts nothing, since no password was checked.
+func (s *Server) checkDirectoryPassword(ctx context.Context, attempt *loginAttempt, username, password, client string, known *store.User) (*principal, error) {
+	settled := false
+	defer func() {
+		if !settled {
+			attempt.cancel()
+		}
+	}()
+	refuse := func(detail string) error {
+		settled = true
+		s.metrics.directoryLogins.WithLabelValues("refused").Inc()
+		return s.loginFailed(ctx, attempt, username, client, known, detail)
+	}
 	dir := s.cfg.Directory
 	switch {
 	case dir == nil:
 		// A directory user, but auth.ldap is no longer configured.
-		s.metrics.directoryLogins.WithLabelValues("refused").Inc()
-		return nil, s.loginFailed(ctx, username, client, now, nil, "directory sign-in is not configured")
+		return nil, refuse("directory sign-in is not configured")
 	case !validName(username) || password == "":
 		// Never a directory question: no user could have this name, and
 		// an empty password must never reach a bind.
-		s.metrics.directoryLogins.WithLabelValues("refused").Inc()
-		return nil, s.loginFailed(ctx, username, client, now, nil, "unknown user")
+		return nil, refuse("unknown user")
 	}
 	e, err := dir.Authenticate(ctx, username, password)
 	switch {
@@ -37,18 +47,23 @@ func (s *Server) checkDirectoryPassword(ctx context.Context, username, password,
 		if errors.Is(err, directory.ErrAmbiguous) {
 			s.log.Warn("directory sign-in refused: auth.ldap.user_filter matches several entries", "user", username)
 		}
-		s.metrics.directoryLogins.WithLabelValues("refused").Inc()
-		return nil, s.loginFailed(ctx, username, client, now, nil, "directory refused the password")
+		return nil, refuse("directory refused the password")
 	}
 	u, err := s.svc.signInFromDirectory(ctx, e)
-	if err != nil {
-		if errors.Is(err, errWrongCredentials) {
-			return nil, s.loginFailed(ctx, username, client, now, nil, "name taken by a local user")
-		}
+	switch {
+	case errors.Is(err, errWrongCredentials):
+		known = nil // the name is someone else's now
+		return nil, refuse("name taken by a local user")
+	case errors.Is(err, errDirectoryEmail):
+		settled = true
+		attempt.succeed(s.now()) // the password was right
+		return nil, err
+	case err != nil:
 		return nil, err
 	}
+	settled = true
+	attempt.succeed(s.now())
 	s.metrics.directoryLogins.WithLabelValues("ok").Inc()
-	s.limiter.succeed(username)
 	return &principal{User: u, Scopes: s.cfg.Roles[string(u.Role)]}, nil
 }
 

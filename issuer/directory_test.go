@@ -3,9 +3,11 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -535,4 +537,31 @@ func (e *dirEnv) createTokenAs(cred reqOpt, body map[string]any) string {
 	var meta createdTokenJSON
 	r.decode(e.tb, &meta)
 	return meta.Token
+}
+
+// TestDirectoryFailuresAtOnce: wrong directory passwords that arrive
+// together are checked no more often than the per-user limit, as local
+// ones (the reservation is taken before the directory is asked).
+func TestDirectoryFailuresAtOnce(t *testing.T) {
+	e := newDirEnv(t, func(c *Config) { c.MaxFailuresUser = 3 })
+	const n = 12
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Go(func() {
+			statuses <- e.do("GET", "/tokens", basic("dora", fmt.Sprintf("wrong-%d", i))).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for st := range statuses {
+		counts[st]++
+	}
+	if counts[http.StatusUnauthorized] != 3 || counts[http.StatusTooManyRequests] != n-3 {
+		t.Errorf("answers: got %v, want 3 × 401 and %d × 429", counts, n-3)
+	}
+	if got := e.metric(`signet_directory_logins_total{result="refused"}`); got != "3" {
+		t.Errorf("directory checks: got %s refused, want 3", got)
+	}
 }
