@@ -4,14 +4,20 @@
 // issuer writes these bytes and the verifier reads them through this one
 // package, so there is exactly one definition of the format.
 //
-// # Snapshot format (version 1)
+// The meaning of the list — which token each entry revokes, how entries
+// for the same token, subject or key merge, when they stop mattering — is
+// the Index type (index.go); the position of a reader on the log, and how
+// it tells that the log was restored or replaced, is the Cursor (cursor.go).
+//
+// # Snapshot format (version 2)
 //
 // All integers are big-endian. Times are Unix nanoseconds (int64); 0 is
-// the zero time (an entry that never expires).
+// the zero time (an entry that never expires). Strings are a 2-byte length
+// and that many bytes.
 //
 //	offset  size  field
 //	0       4     magic "SGRL"
-//	4       2     format version (1)
+//	4       2     format version (2)
 //	6       2     flags (0; readers reject unknown bits)
 //	8       8     list version: the revocation log sequence the snapshot includes
 //	16      8     build time
@@ -20,11 +26,15 @@
 //	40      4     filter hash count k
 //	44      4     filter word count w (= ceil(m/64))
 //	48      8*w   filter words (bits-and-blooms/bloom/v3 layout)
+//	...     2+e   log epoch (see Cursor)
+//	...     2+t   tag of the entry at the list version ("" when none)
 //	...     4     subject count s, then s times:
 //	                2+len org, 2+len subject, 8 not-before, 8 expires
 //	...     4     key count c, then c times:
 //	                2+len kid, 8 revoked-at, 8 expires
 //	...     4     CRC-32C (Castagnoli) of every preceding byte
+//
+// Version 1 had no epoch and no tag; it is no longer read or written.
 //
 // The filter holds the ids of revoked tokens that have not expired, sized
 // from n and the configured false-positive rate (about 28.8 bits, 3.6 bytes,
@@ -36,17 +46,18 @@
 //
 // # Entries (JSON)
 //
-// GET /revocations?since=V answers a Delta; each SSE event on
-// /revocations/events carries one Entry (event "revocation", id = Seq);
-// GET /revocations/{token_id} answers one Entry (token entries only).
-// Times are RFC 3339; which id field is set depends on the kind:
+// GET /revocations?since=C answers a Delta; each SSE event on
+// /revocations/events carries one Entry (event "revocation", id = the
+// Cursor after it); GET /revocations/{token_id} answers one Entry (token
+// entries only). Times are RFC 3339; which id field is set depends on the
+// kind; tag is the entry's random tag, epoch (on events) the log's:
 //
-//	{"seq":7,"kind":"token","token_id":"bzlxyrtmpw4hxjbz6s43sexds4","org":"acme",
+//	{"seq":7,"tag":"9f2c41d07ab35e10","kind":"token","token_id":"bzlxyrtmpw4hxjbz6s43sexds4","org":"acme",
 //	 "revoked_at":"2026-11-23T10:00:00Z","expires_at":"2026-12-23T10:00:00Z"}
-//	{"seq":8,"kind":"subject","org":"acme","subject":"bob",
+//	{"seq":8,"tag":"...","kind":"subject","org":"acme","subject":"bob",
 //	 "not_before":"2026-11-23T10:00:00.5Z","revoked_at":"...","expires_at":"..."}
-//	{"seq":9,"kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
-//	{"from":6,"version":9,"revocations":[...]}   (a Delta)
+//	{"seq":9,"tag":"...","kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
+//	{"from":6,"version":9,"epoch":"5be0c2a4d1f08e37","tag":"...","revocations":[...]}   (a Delta)
 package revocation
 
 import (
@@ -64,10 +75,10 @@ import (
 const Magic = "SGRL"
 
 // FormatVersion is the snapshot format this package writes and reads.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // ContentType is the media type of an encoded snapshot.
-const ContentType = "application/vnd.signet.revocations.v1"
+const ContentType = "application/vnd.signet.revocations.v2"
 
 // DefaultFalsePositiveRate is the filter's false-positive rate when the
 // issuer configures none.
@@ -97,7 +108,12 @@ const (
 
 // Entry is one revocation.
 type Entry struct {
-	Seq       uint64    `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Tag is the random tag the store gave the entry (see Cursor).
+	Tag string `json:"tag,omitempty"`
+	// Epoch is the log's epoch; set on SSE events, where a reader learns
+	// its position from the entry alone.
+	Epoch     string    `json:"epoch,omitempty"`
 	Kind      Kind      `json:"kind"`
 	TokenID   string    `json:"token_id,omitempty"`
 	Org       string    `json:"org,omitempty"`
@@ -110,6 +126,9 @@ type Entry struct {
 
 // Validate reports whether e is well formed for its kind.
 func (e Entry) Validate() error {
+	if (e.Tag != "" && !validID(e.Tag)) || (e.Epoch != "" && !validID(e.Epoch)) {
+		return errors.New("revocation: entry with a malformed tag or epoch")
+	}
 	switch e.Kind {
 	case KindToken:
 		if e.TokenID == "" {
@@ -130,12 +149,18 @@ func (e Entry) Validate() error {
 }
 
 // Delta is the answer to GET /revocations?since=From: every entry with
-// From < Seq <= Version that has not expired, ordered by Seq.
+// From < Seq <= Version that has not expired, ordered by Seq. Epoch and Tag
+// complete Version into the Cursor a reader holds after applying it.
 type Delta struct {
 	From    uint64  `json:"from"`
 	Version uint64  `json:"version"`
+	Epoch   string  `json:"epoch,omitempty"`
+	Tag     string  `json:"tag,omitempty"`
 	Entries []Entry `json:"revocations"`
 }
+
+// Cursor is the position a reader holds after applying d.
+func (d Delta) Cursor() Cursor { return Cursor{Version: d.Version, Epoch: d.Epoch, Tag: d.Tag} }
 
 // SubjectCutoff revokes every token of Org/Subject issued before NotBefore.
 type SubjectCutoff struct {
@@ -152,9 +177,13 @@ type KeyWithdrawal struct {
 	ExpiresAt time.Time
 }
 
-// Snapshot is the whole revocation list at one version.
+// Snapshot is the whole revocation list at one version of one log.
 type Snapshot struct {
-	Version    uint64
+	Version uint64
+	// Epoch and Tag complete Version into the snapshot's Cursor; callers
+	// set them after NewSnapshot.
+	Epoch      string
+	Tag        string
 	BuiltAt    time.Time
 	TokenCount uint64
 	Subjects   []SubjectCutoff
@@ -196,6 +225,22 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 	return s
 }
 
+// Cursor is the position of the log the snapshot shows.
+func (s *Snapshot) Cursor() Cursor { return Cursor{Version: s.Version, Epoch: s.Epoch, Tag: s.Tag} }
+
+// Exact returns the entries the snapshot carries exactly (subject cut-offs
+// and key withdrawals), for an Index to fold.
+func (s *Snapshot) Exact() []Entry {
+	out := make([]Entry, 0, len(s.Subjects)+len(s.Keys))
+	for _, c := range s.Subjects {
+		out = append(out, Entry{Kind: KindSubject, Org: c.Org, Subject: c.Subject, NotBefore: c.NotBefore, ExpiresAt: c.ExpiresAt})
+	}
+	for _, k := range s.Keys {
+		out = append(out, Entry{Kind: KindKey, KeyID: k.KeyID, RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt})
+	}
+	return out
+}
+
 // NewSnapshotWithFilter builds a snapshot around a filter of m bits and k
 // hashes, whatever the count; tests use it to force false positives.
 func NewSnapshotWithFilter(version uint64, builtAt time.Time, tokenIDs []string, m, k uint) *Snapshot {
@@ -232,7 +277,7 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	words := s.filter.BitSet().Words()
 	m := s.filter.Cap()
 	need := uint64(m+63) / 64
-	size := headerSize + 8*int(need) + 4 + 4 + 4
+	size := headerSize + 8*int(need) + 4 + len(s.Epoch) + len(s.Tag) + 4 + 4 + 4
 	for _, c := range s.Subjects {
 		size += 4 + len(c.Org) + len(c.Subject) + 16
 	}
@@ -257,6 +302,12 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, w)
 	}
 	var err error
+	if b, err = appendString(b, s.Epoch); err != nil {
+		return nil, err
+	}
+	if b, err = appendString(b, s.Tag); err != nil {
+		return nil, err
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Subjects)))
 	for _, c := range s.Subjects {
 		if b, err = appendString(b, c.Org); err != nil {
@@ -317,7 +368,7 @@ var (
 // Decode parses an encoded snapshot. It never panics and allocates no more
 // than the input's size justifies, whatever the bytes.
 func Decode(b []byte) (*Snapshot, error) {
-	if len(b) < headerSize+12 {
+	if len(b) < headerSize+16 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
 	}
 	if string(b[:4]) != Magic {
@@ -354,6 +405,13 @@ func Decode(b []byte) (*Snapshot, error) {
 		r.off += 8
 	}
 	s.filter = bloom.FromWithM(words, uint(m), uint(k))
+
+	epoch, ok1 := r.str()
+	tag, ok2 := r.str()
+	if !ok1 || !ok2 || (epoch != "" && !validID(epoch)) || (tag != "" && !validID(tag)) {
+		return nil, fmt.Errorf("%w: epoch or tag", ErrFormat)
+	}
+	s.Epoch, s.Tag = epoch, tag
 
 	ns, ok := r.u32()
 	if !ok || uint64(ns) > uint64(len(body)-r.off)/20 {
