@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -113,9 +114,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
-			RETURNING expires_at`, username, org, ts(now), ts(revokeBefore))
+		lastExpiry, err := revokeTokens(ctx, tx, org, username, now, revokeBefore)
 		if err != nil {
 			return err
 		}
@@ -161,9 +160,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL
-			RETURNING expires_at`, username, org, ts(now))
+		lastExpiry, err := revokeTokens(ctx, tx, org, username, now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -184,15 +181,30 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	return rev, nil
 }
 
-// revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
-// and returns the latest expiry among the tokens it revoked (zero when
-// none). A subject entry must not expire before them: after
-// tokens.max_ttl is lowered, a token issued earlier can outlive the
-// caller's revokeExpires, and a verifier would accept it again once the
-// entry left the list.
-func revokeTokens(ctx context.Context, tx pgx.Tx, update string, args ...any) (time.Time, error) {
+// revokeTokens marks revoked, at now, the personal tokens of org/owner
+// issued before before (every one when before is zero) that are not
+// revoked yet, and returns the latest expiry among all the tokens the
+// cut-off covers, already revoked ones included (zero when none). A
+// subject entry must not expire before them: after tokens.max_ttl is
+// lowered, a token issued earlier can outlive the caller's revokeExpires,
+// and a verifier would accept it again once the entry left the list. The
+// tokens already revoked count too, so that the newest cut-off alone
+// protects every token issued before it, whatever became of the entries
+// that revoked them first.
+func revokeTokens(ctx context.Context, tx pgx.Tx, org, owner string, now, before time.Time) (time.Time, error) {
+	cover := `owner = $1 AND org = $2 AND type = 'personal'`
+	args := []any{owner, org}
+	if !before.IsZero() {
+		cover += ` AND issued_at < $3`
+		args = append(args, ts(before))
+	}
 	var last *time.Time
-	if err := tx.QueryRow(ctx, `WITH revoked AS (`+update+`) SELECT max(expires_at) FROM revoked`, args...).Scan(&last); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT max(expires_at) FROM tokens WHERE `+cover, args...).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("revoke tokens: latest expiry: %w", err)
+	}
+	nowArg := "$" + strconv.Itoa(len(args)+1)
+	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = `+nowArg+` WHERE revoked_at IS NULL AND `+cover,
+		append(args, ts(now))...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
 	}
 	return fromNullTS(last), nil

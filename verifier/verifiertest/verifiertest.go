@@ -381,6 +381,15 @@ func (i *Issuer) RevokeSubject(org, subject string, notBefore time.Time) uint64 
 		NotBefore: notBefore, ExpiresAt: notBefore.Add(24 * time.Hour)})
 }
 
+// RevokeSubjectUntil is RevokeSubject with the entry expiring at expires
+// (the issuer computes it from its maximum token lifetime).
+func (i *Issuer) RevokeSubjectUntil(org, subject string, notBefore, expires time.Time) uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.appendLocked(revocation.Entry{Kind: revocation.KindSubject, Org: org, Subject: subject,
+		NotBefore: notBefore, ExpiresAt: expires})
+}
+
 // RevokeKey withdraws a key: it leaves the JWKS and enters the list.
 func (i *Issuer) RevokeKey(kid string) uint64 {
 	i.mu.Lock()
