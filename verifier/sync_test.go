@@ -235,3 +235,54 @@ func TestKeyLeavesKeySet(t *testing.T) {
 		t.Errorf("token of the key now published: got %v, want nil", err)
 	}
 }
+
+// TestIssuerLogRestored: the issuer's database is restored from a backup
+// taken one revocation ago. Its log keeps its epoch but goes back a version,
+// and the next revocation reuses the lost one's Seq. The verifier must
+// notice that its position is not on the log any more, reload, and refuse
+// the new revocation's token, whether it follows the stream or polls.
+func TestIssuerLogRestored(t *testing.T) {
+	for _, sse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("SSE=%v", sse), func(t *testing.T) {
+			iss := verifiertest.NewIssuer(t)
+			v := newVerifier(t, iss, func(c *verifier.Config) {
+				c.DisableSSE = !sse
+				if sse {
+					c.PollInterval = time.Hour // the stream alone delivers
+				}
+				c.CacheSize = -1
+			})
+			first, lost, next := iss.SignToken(t, nil), iss.SignToken(t, nil), iss.SignToken(t, nil)
+			backup := iss.Revoke(verifiertest.TokenID(t, first))
+			iss.Revoke(verifiertest.TokenID(t, lost))
+			eventually(t, "both revocations applied", refused(v, lost))
+
+			iss.RestoreLog(backup)
+			seq := iss.Revoke(verifiertest.TokenID(t, next))
+			if seq != backup+1 {
+				t.Fatalf("the restored log gave Seq %d, want %d (the lost entry's)", seq, backup+1)
+			}
+			eventually(t, "the revocation after the restore applied", refused(v, next))
+			if _, err := v.Verify(context.Background(), first); !errors.Is(err, verifier.ErrRevoked) {
+				t.Errorf("token revoked before the backup: got %v, want ErrRevoked", err)
+			}
+		})
+	}
+}
+
+// TestIssuerLogReplacedSameVersion: a new database whose log has reached
+// the verifier's version by the time it reconnects; only the epoch tells
+// the logs apart.
+func TestIssuerLogReplacedSameVersion(t *testing.T) {
+	iss := verifiertest.NewIssuer(t)
+	v := newVerifier(t, iss, func(c *verifier.Config) { c.CacheSize = -1 })
+	old := iss.SignToken(t, nil)
+	iss.Revoke(verifiertest.TokenID(t, old))
+	eventually(t, "old log synced", refused(v, old))
+	iss.SetDown(true)
+	iss.ReplaceLog()
+	tok := iss.SignToken(t, nil)
+	iss.Revoke(verifiertest.TokenID(t, tok)) // version 1 again, another log
+	iss.SetDown(false)
+	eventually(t, "revocation in the new log applied", refused(v, tok))
+}

@@ -376,8 +376,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 func (v *Verifier) withdrawn(kid string) bool {
 	v.rev.mu.RLock()
 	defer v.rev.mu.RUnlock()
-	_, ok := v.rev.keys[kid]
-	return ok
+	return v.withdrawnLocked(kid)
 }
 
 func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
