@@ -828,6 +828,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	for _, q := range []string{
 		`DROP INDEX tokens_org_owner_issued`,
 		`CREATE INDEX tokens_owner ON tokens (owner, type) WHERE owner <> ''`,
+		`ALTER TABLE revocation_state DROP COLUMN epoch`,
+		`ALTER TABLE revocation_state DROP COLUMN head`,
+		`ALTER TABLE revocations DROP COLUMN tag`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -859,5 +862,8 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	if _, err := s2.GetToken(ctx, "tok-1"); err != nil {
 		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
+	}
+	if st, err := s2.RevocationState(ctx); err != nil || len(st.Epoch) != 16 {
+		t.Errorf("revocation state after upgrade: got %+v, %v; want a 16-character epoch", st, err)
 	}
 }
