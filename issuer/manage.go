@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -85,14 +86,18 @@ func (s *Server) handleListTokens(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("list tokens: %w", err)
 	}
-	keyRevoked, err := s.revIndex.revokedKeys(c.UserContext(), s.st, s.now())
+	refs := make([]revocation.TokenRef, len(recs))
+	for i, r := range recs {
+		refs[i] = tokenRef(r)
+	}
+	listed, err := s.feed.revoked(c.UserContext(), s.now(), refs...)
 	if err != nil {
 		return err
 	}
 	out := tokenList{Tokens: make([]tokenMetadata, 0, len(recs))}
-	for _, r := range recs {
+	for i, r := range recs {
 		if visible(p, r) {
-			out.Tokens = append(out.Tokens, s.metadataOf(r, tokenState{keyRevoked: keyRevoked(r.KeyID)}))
+			out.Tokens = append(out.Tokens, s.metadataOf(r, tokenState{listed: listed[i]}))
 		}
 	}
 	return c.JSON(out)
@@ -188,11 +193,11 @@ func (s *Server) handleGetToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	keyRevoked, err := s.revIndex.revoked(c.UserContext(), s.st, rec.KeyID, s.now())
+	listed, err := s.feed.revoked(c.UserContext(), s.now(), tokenRef(rec))
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.metadataOf(rec, tokenState{keyRevoked: keyRevoked}))
+	return c.JSON(s.metadataOf(rec, tokenState{listed: listed[0]}))
 }
 
 func (s *Server) handleDeleteToken(c *fiber.Ctx) error {

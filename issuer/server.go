@@ -73,8 +73,6 @@ type Server struct {
 	// route label of the request counter.
 	routes map[string]bool
 
-	// revIndex follows withdrawn keys and subject cut-offs (keyrevocations.go).
-	revIndex revocationIndex
 	// proxies are the trusted proxies whose X-Forwarded-For is believed.
 	proxies []netip.Prefix
 

@@ -185,7 +185,7 @@ func (s *Server) afterCutoff(ctx context.Context, g grant, now time.Time) (time.
 	if g.Type != store.TokenPersonal || !iat.Before(g.OwnerUpdated) {
 		return now, nil
 	}
-	cut, err := s.revIndex.cutoff(ctx, s.st, g.Org, g.Owner, now)
+	cut, err := s.feed.cutoff(ctx, g.Org, g.Owner, now)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -259,16 +259,17 @@ type tokenMetadata struct {
 	ParentID     string   `json:"parent_id"`
 }
 
-// tokenState is what a token record alone does not say: whether its
-// signing key was withdrawn.
+// tokenState is what a token record alone does not say: whether the
+// revocation list revokes it (its signing key withdrawn, say, which
+// Keys.Verify does not know; see revocationFeed.revoked).
 type tokenState struct {
-	keyRevoked bool
+	listed bool
 }
 
 func (s *Server) metadataOf(r store.TokenRecord, st tokenState) tokenMetadata {
 	now := s.now()
 	expired := !now.Before(r.ExpiresAt)
-	revoked := r.RevokedAt != nil || st.keyRevoked
+	revoked := r.RevokedAt != nil || st.listed
 	m := tokenMetadata{
 		TokenID:      r.ID,
 		Name:         r.Name,
@@ -360,11 +361,11 @@ func (s *Server) parseToken(ctx context.Context, value string) (*parsedToken, er
 		return nil, errNotOurToken
 	}
 	pt.rec = rec
-	revoked, err := s.revIndex.revoked(ctx, s.st, kid, s.now())
+	listed, err := s.feed.revoked(ctx, s.now(), tokenRef(rec))
 	if err != nil {
 		return nil, err
 	}
-	pt.state.keyRevoked = revoked
+	pt.state.listed = listed[0]
 	return pt, nil
 }
 
