@@ -289,7 +289,7 @@ func TestConfirmDenialRacingSnapshot(t *testing.T) {
 		return revocation.NewSnapshotWithFilter(version, now, ids, 1, 1) // every id hits once any is in
 	}
 	v := bareVerifier(t)
-	v.listURL = srv.URL + "/revocations"
+	v.listURL, v.entryURL = srv.URL+"/revocations", srv.URL+"/revocations/{token_id}"
 	v.installSnapshot(snap(1, "other"), true)
 
 	type result struct {

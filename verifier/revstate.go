@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,6 +177,14 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 	return nil
 }
 
+// entryVar is the variable of the metadata's revocation_entry_uri.
+const entryVar = "{token_id}"
+
+// entryURLOf is the URL of the exact answer for id.
+func (v *Verifier) entryURLOf(id string) string {
+	return strings.Replace(v.entryURL, entryVar, url.PathEscape(id), 1)
+}
+
 // confirmCall is one shared GET /revocations/{id}.
 type confirmCall struct {
 	done    chan struct{}
@@ -216,7 +225,7 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 	v.rev.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(v.bg, v.cfg.requestTimeout())
 	defer cancel()
-	body, status, err := v.get(ctx, v.listURL+"/"+url.PathEscape(id), 64<<10, nil)
+	body, status, err := v.get(ctx, v.entryURLOf(id), 64<<10, nil)
 	if err != nil {
 		c.err = err
 		return
