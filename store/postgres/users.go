@@ -12,12 +12,12 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
 	var role string
-	if err := row.Scan(&u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)
@@ -41,8 +41,18 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+	if u.ID == "" {
+		id, err := store.NewUserID()
+		if err != nil {
+			return fmt.Errorf("postgres: create user: %w", err)
+		}
+		u.ID = id
+	}
+	if err := checkText("user id", u.ID); err != nil {
+		return fmt.Errorf("postgres: create user: %w", err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create user %s: %w", u.Username, mapErr(err))
 	}
@@ -102,9 +112,9 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		return fmt.Errorf("postgres: set password: %w", store.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var org string
+		var org, id string
 		err := tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, updated_at = $3
-			WHERE username = $1 RETURNING org`, username, hash, ts(now)).Scan(&org)
+			WHERE username = $1 RETURNING org, id`, username, hash, ts(now)).Scan(&org, &id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -114,7 +124,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, org, username, now, revokeBefore)
+		lastExpiry, err := revokeTokens(ctx, tx, org, id, username, now, revokeBefore)
 		if err != nil {
 			return err
 		}
@@ -152,15 +162,15 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	}
 	var rev store.Revocation
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var org string
-		err := tx.QueryRow(ctx, `DELETE FROM users WHERE username = $1 RETURNING org`, username).Scan(&org)
+		var org, id string
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE username = $1 RETURNING org, id`, username).Scan(&org, &id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, org, username, now, time.Time{})
+		lastExpiry, err := revokeTokens(ctx, tx, org, id, username, now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -181,33 +191,49 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	return rev, nil
 }
 
-// revokeTokens marks revoked, at now, the personal tokens of org/owner
-// issued before before (every one when before is zero) that are not
-// revoked yet, and returns the latest expiry among all the tokens the
-// cut-off covers, already revoked ones included (zero when none). A
-// subject entry must not expire before them: after tokens.max_ttl is
-// lowered, a token issued earlier can outlive the caller's revokeExpires,
-// and a verifier would accept it again once the entry left the list. The
-// tokens already revoked count too, so that the newest cut-off alone
-// protects every token issued before it, whatever became of the entries
-// that revoked them first.
-func revokeTokens(ctx context.Context, tx pgx.Tx, org, owner string, now, before time.Time) (time.Time, error) {
-	cover := `owner = $1 AND org = $2 AND type = 'personal'`
-	args := []any{owner, org}
+// ownedBy selects a user's personal tokens: theirs by id ($1), and those
+// of their username ($2) that belong to no user id (recorded before ids
+// existed, for an earlier holder of the name, who was removed). Revoking
+// the latter too is the safe side.
+const ownedBy = `(owner_id = $1 OR (owner_id = '' AND owner = $2))`
+
+// revokeTokens marks revoked, at now, the personal tokens of the user
+// (org, id, username) issued before before (every one when before is
+// zero) that are not revoked yet, and returns the latest expiry among all
+// the tokens the cut-off covers, already revoked ones included (zero when
+// none). A subject entry must not expire before them: after tokens.max_ttl
+// is lowered, a token issued earlier can outlive the caller's
+// revokeExpires, and a verifier would accept it again once the entry left
+// the list. The tokens already revoked count too, so that the newest
+// cut-off alone protects every token issued before it, whatever became of
+// the entries that revoked them first.
+func revokeTokens(ctx context.Context, tx pgx.Tx, org, id, username string, now, before time.Time) (time.Time, error) {
+	args := []any{id, username, org}
 	if !before.IsZero() {
-		cover += ` AND issued_at < $3`
 		args = append(args, ts(before))
 	}
+	cover := coveredTokens(!before.IsZero())
 	var last *time.Time
 	if err := tx.QueryRow(ctx, `SELECT max(expires_at) FROM tokens WHERE `+cover, args...).Scan(&last); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: latest expiry: %w", err)
 	}
 	nowArg := "$" + strconv.Itoa(len(args)+1)
-	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = `+nowArg+` WHERE revoked_at IS NULL AND `+cover,
+	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = `+nowArg+`::timestamptz WHERE revoked_at IS NULL AND `+cover,
 		append(args, ts(now))...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
 	}
 	return fromNullTS(last), nil
+}
+
+// coveredTokens is the condition selecting the personal tokens a cut-off
+// covers: $1 the user's id, $2 the username, $3 the org and, with before,
+// $4 the cut-off (issued before it).
+func coveredTokens(before bool) string {
+	cover := ownedBy + ` AND org = $3 AND type = 'personal'`
+	if before {
+		cover += ` AND issued_at < $4`
+	}
+	return cover
 }
 
 // laterOf returns the later of a and b.

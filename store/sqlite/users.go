@@ -10,7 +10,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
 
 // CreateUser adds u; ErrConflict when the username exists in any org. A
 // zero CreatedAt is set to the current time and a zero UpdatedAt to
@@ -25,11 +25,18 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
+	if u.ID == "" {
+		id, err := store.NewUserID()
+		if err != nil {
+			return fmt.Errorf("sqlite: create user: %w", err)
+		}
+		u.ID = id
+	}
 	return s.write(ctx, "create user "+u.Username, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
 		if isUniqueViolation(err) {
-			return fmt.Errorf("username taken: %w", store.ErrConflict)
+			return fmt.Errorf("username or user id taken: %w", store.ErrConflict)
 		}
 		return err
 	})
@@ -86,7 +93,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, u.Org, username, now, revokeBefore)
+		lastExpiry, err := revokeTokens(ctx, tx, u, now, revokeBefore)
 		if err != nil {
 			return err
 		}
@@ -119,7 +126,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, u.Org, username, now, time.Time{})
+		lastExpiry, err := revokeTokens(ctx, tx, u, now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -135,19 +142,24 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	return rev, nil
 }
 
-// revokeTokens marks revoked, at now, the personal tokens of org/owner
-// issued before before (every one when before is zero) that are not
-// revoked yet, and returns the latest expiry among all the tokens the
-// cut-off covers, already revoked ones included (zero when none). A
-// subject entry must not expire before them: after tokens.max_ttl is
-// lowered, a token issued earlier can outlive the caller's revokeExpires,
-// and a verifier would accept it again once the entry left the list. The
-// tokens already revoked count too, so that the newest cut-off alone
-// protects every token issued before it, whatever became of the entries
-// that revoked them first.
-func revokeTokens(ctx context.Context, tx *sql.Tx, org, owner string, now, before time.Time) (time.Time, error) {
-	cover := `org = ? AND owner = ? AND type = 'personal'`
-	args := []any{org, owner}
+// ownedBy selects a user's personal tokens (arguments: the user's id, then
+// username): theirs by id, and those of their username that belong to no
+// user id (recorded before ids existed, for an earlier holder of the name,
+// who was removed). Revoking the latter too is the safe side.
+const ownedBy = `(owner_id = ? OR (owner_id = '' AND owner = ?))`
+
+// revokeTokens marks revoked, at now, the personal tokens of u issued
+// before before (every one when before is zero) that are not revoked yet,
+// and returns the latest expiry among all the tokens the cut-off covers,
+// already revoked ones included (zero when none). A subject entry must not
+// expire before them: after tokens.max_ttl is lowered, a token issued
+// earlier can outlive the caller's revokeExpires, and a verifier would
+// accept it again once the entry left the list. The tokens already revoked
+// count too, so that the newest cut-off alone protects every token issued
+// before it, whatever became of the entries that revoked them first.
+func revokeTokens(ctx context.Context, tx *sql.Tx, u store.User, now, before time.Time) (time.Time, error) {
+	cover := `org = ? AND ` + ownedBy + ` AND type = 'personal'`
+	args := []any{u.Org, u.ID, u.Username}
 	if !before.IsZero() {
 		cover += ` AND issued_at < ?`
 		args = append(args, micros(before))
@@ -193,7 +205,7 @@ func scanUser(sc scanner) (store.User, error) {
 		role             string
 		created, updated sql.NullInt64
 	)
-	if err := sc.Scan(&u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &created, &updated); err != nil {
+	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &created, &updated); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)
