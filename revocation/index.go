@@ -25,17 +25,23 @@ type TokenRef struct {
 //     before NotBefore;
 //   - a key withdrawal revokes every token signed by the key;
 //
-// each for as long as the entry is Live. Folding never weakens what the
+// each for as long as the entry is Live; a token entry with a ValidUntil
+// only from that time on (the old value of a token regenerated with a
+// grace period). Folding never weakens what the
 // index already holds: two entries for the same token, subject or key
 // merge into one that covers both for as long as either would (see Apply).
 // Adding a kind means a case in Apply and one in Revoked.
 //
 // An Index is not safe for concurrent use; its owner guards it.
 type Index struct {
-	tokens   map[string]time.Time // token id → expiry (zero: never)
+	tokens   map[string]tokenEntry
 	subjects map[subjectKey]cutoff
 	keys     map[string]withdrawal
 }
+
+// tokenEntry is a folded token entry: revoked from from (zero: at once)
+// until expires (zero: never).
+type tokenEntry struct{ from, expires time.Time }
 
 type subjectKey struct{ org, subject string }
 
@@ -46,7 +52,7 @@ type withdrawal struct{ revokedAt, expires time.Time }
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{
-		tokens:   map[string]time.Time{},
+		tokens:   map[string]tokenEntry{},
 		subjects: map[subjectKey]cutoff{},
 		keys:     map[string]withdrawal{},
 	}
@@ -58,7 +64,8 @@ func NewIndex() *Index {
 //
 // Merging keeps the strongest protection of the two:
 //
-//   - token: the later expiry;
+//   - token: the earlier start (ValidUntil; zero, at once, is the
+//     earliest) and the later expiry;
 //   - subject: the later cut-off and the later expiry. A cut-off T2 covers
 //     every token an earlier cut-off T1 < T2 covers, so the pair is one
 //     cut-off at T2; it must keep refusing until the later of both
@@ -75,12 +82,15 @@ func (x *Index) Apply(e Entry) (bool, error) {
 	switch e.Kind {
 	case KindToken:
 		old, ok := x.tokens[e.TokenID]
-		exp := e.ExpiresAt
+		t := tokenEntry{from: e.ValidUntil, expires: e.ExpiresAt}
 		if ok {
-			exp = laterExpiry(old, exp)
+			t.expires = laterExpiry(old.expires, t.expires)
+			if old.from.IsZero() || (!t.from.IsZero() && old.from.Before(t.from)) {
+				t.from = old.from
+			}
 		}
-		x.tokens[e.TokenID] = exp
-		return !ok || !exp.Equal(old), nil
+		x.tokens[e.TokenID] = t
+		return !ok || !t.expires.Equal(old.expires) || !t.from.Equal(old.from), nil
 	case KindSubject:
 		k := subjectKey{e.Org, e.Subject}
 		old, ok := x.subjects[k]
@@ -134,11 +144,24 @@ func (x *Index) Revoked(t TokenRef, now time.Time) (Entry, bool) {
 		}
 	}
 	if t.ID != "" {
-		if exp, ok := x.tokens[t.ID]; ok && Live(exp, now) {
-			return Entry{Kind: KindToken, TokenID: t.ID, ExpiresAt: exp}, true
+		if e, ok := x.tokens[t.ID]; ok && Live(e.expires, now) && !now.Before(e.from) {
+			return Entry{Kind: KindToken, TokenID: t.ID, ValidUntil: e.from, ExpiresAt: e.expires}, true
 		}
 	}
 	return Entry{}, false
+}
+
+// Pending returns the earliest time after now at which a token entry the
+// index holds takes effect (see Entry.ValidUntil); zero when none is
+// waiting. A cache of answers given before then must ask again at it.
+func (x *Index) Pending(now time.Time) time.Time {
+	var next time.Time
+	for _, e := range x.tokens {
+		if e.from.After(now) && (next.IsZero() || e.from.Before(next)) {
+			next = e.from
+		}
+	}
+	return next
 }
 
 // Cutoff returns the cut-off of org/subject in force at now: tokens of the
@@ -161,8 +184,8 @@ func (x *Index) Withdrawn(kid string) bool {
 // Prune forgets token entries and cut-offs that are no longer Live at now.
 // Key withdrawals are few and kept (see Withdrawn).
 func (x *Index) Prune(now time.Time) {
-	for id, exp := range x.tokens {
-		if !Live(exp, now) {
+	for id, e := range x.tokens {
+		if !Live(e.expires, now) {
 			delete(x.tokens, id)
 		}
 	}

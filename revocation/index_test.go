@@ -1,7 +1,9 @@
 package revocation_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,92 @@ func TestCursor(t *testing.T) {
 		if c, err := revocation.ParseCursor(bad); !errors.Is(err, revocation.ErrCursor) {
 			t.Errorf("ParseCursor(%q): got %+v, %v; want ErrCursor", bad, c, err)
 		}
+	}
+}
+
+// TestIndexValidUntil: a token entry that takes effect later (a token
+// regenerated with a grace period) refuses the token only from then on,
+// and a later immediate revocation of the same id wins.
+func TestIndexValidUntil(t *testing.T) {
+	until := t0.Add(time.Hour)
+	x := revocation.NewIndex()
+	mustApply(t, x, revocation.Entry{Kind: revocation.KindToken, TokenID: "old", ValidUntil: until, ExpiresAt: t0.Add(24 * time.Hour)})
+	ref := revocation.TokenRef{ID: "old"}
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{t0, false},
+		{until.Add(-time.Nanosecond), false},
+		{until, true},
+		{t0.Add(24*time.Hour + revocation.ExpiryGrace), false},
+	} {
+		if _, got := x.Revoked(ref, tc.now); got != tc.want {
+			t.Errorf("at %s: got revoked=%v, want %v", tc.now.Sub(t0), got, tc.want)
+		}
+	}
+	if got := x.Pending(t0); !got.Equal(until) {
+		t.Errorf("Pending before: got %v, want %v", got, until)
+	}
+	if got := x.Pending(until); !got.IsZero() {
+		t.Errorf("Pending once in effect: got %v, want none", got)
+	}
+	// A later entry with a later start (or none) never delays it; one
+	// without (revoked at once) brings it forward.
+	mustApply(t, x, revocation.Entry{Kind: revocation.KindToken, TokenID: "old", ValidUntil: until.Add(time.Hour), ExpiresAt: t0.Add(24 * time.Hour)})
+	if _, got := x.Revoked(ref, until); !got {
+		t.Error("a later valid_until delayed the revocation")
+	}
+	mustApply(t, x, revocation.Entry{Kind: revocation.KindToken, TokenID: "old", ExpiresAt: t0.Add(24 * time.Hour)})
+	if _, got := x.Revoked(ref, t0); !got {
+		t.Error("an immediate revocation after a pending one: got not revoked, want revoked")
+	}
+	if _, err := x.Apply(revocation.Entry{Kind: revocation.KindKey, KeyID: "k", ValidUntil: until}); err == nil {
+		t.Error("a key entry with valid_until: got accepted, want an error")
+	}
+}
+
+func TestSnapshotPending(t *testing.T) {
+	until := t0.Add(time.Hour)
+	entries := []revocation.Entry{
+		{Seq: 1, Kind: revocation.KindToken, TokenID: "now", ExpiresAt: t0.Add(2 * time.Hour)},
+		{Seq: 2, Kind: revocation.KindToken, TokenID: "later", ValidUntil: until, ExpiresAt: t0.Add(2 * time.Hour)},
+		{Seq: 3, Kind: revocation.KindToken, TokenID: "already", ValidUntil: t0.Add(-time.Minute), ExpiresAt: t0.Add(2 * time.Hour)},
+	}
+	got, err := revocation.Decode(encode(t, revocation.NewSnapshot(3, t0, entries, 0)))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if len(got.Pending) != 1 || got.Pending[0].TokenID != "later" || !got.Pending[0].ValidUntil.Equal(until) {
+		t.Fatalf("pending: got %+v, want only \"later\" until %s", got.Pending, until)
+	}
+	if got.TokenCount != 2 || !got.MayContainToken("now") || !got.MayContainToken("already") {
+		t.Errorf("filter: got %d ids, want the two in effect", got.TokenCount)
+	}
+	x := revocation.NewIndex()
+	for _, e := range got.Exact() {
+		mustApply(t, x, e)
+	}
+	if _, ok := x.Revoked(revocation.TokenRef{ID: "later"}, t0); ok {
+		t.Error("pending token revoked before its time")
+	}
+	if _, ok := x.Revoked(revocation.TokenRef{ID: "later"}, until); !ok {
+		t.Error("pending token not revoked at its time")
+	}
+}
+
+func TestEntryJSONValidUntil(t *testing.T) {
+	e := revocation.Entry{Seq: 1, Kind: revocation.KindToken, TokenID: "x", ValidUntil: t0.Add(time.Hour).Truncate(time.Second), ExpiresAt: t0.Truncate(time.Second)}
+	b, err := json.Marshal(e)
+	if err != nil || !strings.Contains(string(b), `"valid_until":"2026-11-23T11:00:00Z"`) {
+		t.Fatalf("marshal: got %s, %v", b, err)
+	}
+	var back revocation.Entry
+	if err := json.Unmarshal(b, &back); err != nil || !back.ValidUntil.Equal(e.ValidUntil) {
+		t.Errorf("round trip: got %+v, %v", back, err)
+	}
+	b, _ = json.Marshal(revocation.Entry{Kind: revocation.KindToken, TokenID: "y"})
+	if strings.Contains(string(b), "valid_until") {
+		t.Errorf("an immediate entry: got %s, want no valid_until", b)
 	}
 }

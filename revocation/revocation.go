@@ -32,9 +32,13 @@
 //	                2+len org, 2+len subject, 8 not-before, 8 expires
 //	...     4     key count c, then c times:
 //	                2+len kid, 8 revoked-at, 8 expires
+//	...     4     pending count p, then p times (token revocations that
+//	              take effect later, not in the filter):
+//	                2+len token id, 8 valid-until, 8 expires
 //	...     4     CRC-32C (Castagnoli) of every preceding byte
 //
-// Version 1 had no epoch and no tag; it is no longer read or written.
+// Version 1 had no epoch, no tag and no pending list; it is no longer read
+// or written.
 //
 // The filter holds the ids of revoked tokens that have not expired, sized
 // from n and the configured false-positive rate (about 28.8 bits, 3.6 bytes,
@@ -57,6 +61,12 @@
 //	{"seq":8,"tag":"...","kind":"subject","org":"acme","subject":"bob",
 //	 "not_before":"2026-11-23T10:00:00.5Z","revoked_at":"...","expires_at":"..."}
 //	{"seq":9,"tag":"...","kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
+//	{"seq":10,"tag":"...","kind":"token","token_id":"...","valid_until":"2026-11-23T11:00:00Z",...}
+//
+// A token entry with valid_until takes effect then: the token stays valid
+// until that time (the old value of a token regenerated with a grace
+// period), and is revoked from then on.
+//
 //	{"from":6,"version":9,"epoch":"5be0c2a4d1f08e37","tag":"...","revocations":[...]}   (a Delta)
 package revocation
 
@@ -119,15 +129,22 @@ type Entry struct {
 	Org       string    `json:"org,omitempty"`
 	Subject   string    `json:"subject,omitempty"`
 	NotBefore time.Time `json:"not_before,omitzero"`
-	KeyID     string    `json:"kid,omitempty"`
-	RevokedAt time.Time `json:"revoked_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	// ValidUntil, on a token entry, is when the revocation takes effect:
+	// the token stays valid until then (a token regenerated with a grace
+	// period). Zero: at once.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	KeyID      string    `json:"kid,omitempty"`
+	RevokedAt  time.Time `json:"revoked_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // Validate reports whether e is well formed for its kind.
 func (e Entry) Validate() error {
 	if (e.Tag != "" && !validID(e.Tag)) || (e.Epoch != "" && !validID(e.Epoch)) {
 		return errors.New("revocation: entry with a malformed tag or epoch")
+	}
+	if e.Kind != KindToken && !e.ValidUntil.IsZero() {
+		return fmt.Errorf("revocation: %s entry with valid_until (only token entries take effect later)", e.Kind)
 	}
 	switch e.Kind {
 	case KindToken:
@@ -177,6 +194,14 @@ type KeyWithdrawal struct {
 	ExpiresAt time.Time
 }
 
+// PendingToken is a token revocation that takes effect later: the token
+// stays valid until ValidUntil.
+type PendingToken struct {
+	TokenID    string
+	ValidUntil time.Time
+	ExpiresAt  time.Time
+}
+
 // Snapshot is the whole revocation list at one version of one log.
 type Snapshot struct {
 	Version uint64
@@ -188,7 +213,10 @@ type Snapshot struct {
 	TokenCount uint64
 	Subjects   []SubjectCutoff
 	Keys       []KeyWithdrawal
-	filter     *bloom.BloomFilter
+	// Pending are the token revocations not yet in effect at BuiltAt; they
+	// travel exactly, outside the filter (a filter hit means "revoked now").
+	Pending []PendingToken
+	filter  *bloom.BloomFilter
 }
 
 // NewSnapshot builds the snapshot of version from entries (of any kind),
@@ -206,6 +234,10 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 		}
 		switch e.Kind {
 		case KindToken:
+			if e.ValidUntil.After(builtAt) {
+				s.Pending = append(s.Pending, PendingToken{TokenID: e.TokenID, ValidUntil: e.ValidUntil, ExpiresAt: e.ExpiresAt})
+				continue
+			}
 			tokens = append(tokens, e.TokenID)
 		case KindSubject:
 			s.Subjects = append(s.Subjects, SubjectCutoff{Org: e.Org, Subject: e.Subject, NotBefore: e.NotBefore, ExpiresAt: e.ExpiresAt})
@@ -228,8 +260,8 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 // Cursor is the position of the log the snapshot shows.
 func (s *Snapshot) Cursor() Cursor { return Cursor{Version: s.Version, Epoch: s.Epoch, Tag: s.Tag} }
 
-// Exact returns the entries the snapshot carries exactly (subject cut-offs
-// and key withdrawals), for an Index to fold.
+// Exact returns the entries the snapshot carries exactly (subject cut-offs,
+// key withdrawals and pending token revocations), for an Index to fold.
 func (s *Snapshot) Exact() []Entry {
 	out := make([]Entry, 0, len(s.Subjects)+len(s.Keys))
 	for _, c := range s.Subjects {
@@ -237,6 +269,9 @@ func (s *Snapshot) Exact() []Entry {
 	}
 	for _, k := range s.Keys {
 		out = append(out, Entry{Kind: KindKey, KeyID: k.KeyID, RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt})
+	}
+	for _, p := range s.Pending {
+		out = append(out, Entry{Kind: KindToken, TokenID: p.TokenID, ValidUntil: p.ValidUntil, ExpiresAt: p.ExpiresAt})
 	}
 	return out
 }
@@ -284,6 +319,10 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	for _, k := range s.Keys {
 		size += 2 + len(k.KeyID) + 16
 	}
+	size += 4
+	for _, p := range s.Pending {
+		size += 2 + len(p.TokenID) + 16
+	}
 	b := make([]byte, 0, size)
 	b = append(b, Magic...)
 	b = binary.BigEndian.AppendUint16(b, FormatVersion)
@@ -327,6 +366,14 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, unixNano(k.RevokedAt))
 		b = binary.BigEndian.AppendUint64(b, unixNano(k.ExpiresAt))
 	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Pending)))
+	for _, p := range s.Pending {
+		if b, err = appendString(b, p.TokenID); err != nil {
+			return nil, err
+		}
+		b = binary.BigEndian.AppendUint64(b, unixNano(p.ValidUntil))
+		b = binary.BigEndian.AppendUint64(b, unixNano(p.ExpiresAt))
+	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return b, nil
 }
@@ -368,7 +415,7 @@ var (
 // Decode parses an encoded snapshot. It never panics and allocates no more
 // than the input's size justifies, whatever the bytes.
 func Decode(b []byte) (*Snapshot, error) {
-	if len(b) < headerSize+16 {
+	if len(b) < headerSize+20 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
 	}
 	if string(b[:4]) != Magic {
@@ -443,6 +490,20 @@ func Decode(b []byte) (*Snapshot, error) {
 		}
 		s.Keys = append(s.Keys, KeyWithdrawal{KeyID: kid,
 			RevokedAt: fromUnixNano(ra), ExpiresAt: fromUnixNano(ex)})
+	}
+	np, ok := r.u32()
+	if !ok || uint64(np) > uint64(len(body)-r.off)/18 {
+		return nil, fmt.Errorf("%w: pending list", ErrFormat)
+	}
+	s.Pending = make([]PendingToken, 0, np)
+	for i := uint32(0); i < np; i++ {
+		id, ok1 := r.str()
+		vu, ok2 := r.u64()
+		ex, ok3 := r.u64()
+		if !(ok1 && ok2 && ok3) || id == "" {
+			return nil, fmt.Errorf("%w: pending entry %d", ErrFormat, i)
+		}
+		s.Pending = append(s.Pending, PendingToken{TokenID: id, ValidUntil: fromUnixNano(vu), ExpiresAt: fromUnixNano(ex)})
 	}
 	if r.off != len(body) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(body)-r.off)

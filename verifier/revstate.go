@@ -32,6 +32,32 @@ type revState struct {
 	// valid until the next snapshot replaces the filter.
 	notRevoked map[string]struct{}
 	pruned     time.Time
+	// pendingAt is the earliest time a revocation the index holds takes
+	// effect later (revocation.Entry.ValidUntil); zero when none waits.
+	// Cached answers are re-checked then (duePending).
+	pendingAt time.Time
+}
+
+// notePendingLocked records e's start when it takes effect after now; the
+// caller holds rev.mu.
+func (r *revState) notePendingLocked(e revocation.Entry, now time.Time) {
+	if e.ValidUntil.After(now) && (r.pendingAt.IsZero() || e.ValidUntil.Before(r.pendingAt)) {
+		r.pendingAt = e.ValidUntil
+	}
+}
+
+// duePending bumps the generation, so that cached tokens are checked
+// again, once a revocation that was waiting takes effect.
+func (v *Verifier) duePending(now time.Time) {
+	v.rev.mu.Lock()
+	due := !v.rev.pendingAt.IsZero() && !now.Before(v.rev.pendingAt)
+	if due {
+		v.rev.pendingAt = v.rev.index.Pending(now)
+	}
+	v.rev.mu.Unlock()
+	if due {
+		v.gen.Add(1)
+	}
 }
 
 func newRevState() revState {
@@ -73,7 +99,9 @@ func (v *Verifier) installSnapshot(s *revocation.Snapshot, reset bool) {
 		v.rev.cursor = s.Cursor()
 	}
 	v.rev.notRevoked = map[string]struct{}{}
+	now := v.cfg.Now()
 	for _, e := range s.Exact() {
+		v.rev.notePendingLocked(e, now)
 		if e.Kind == revocation.KindKey && !v.rev.index.Withdrawn(e.KeyID) {
 			withdrawn = append(withdrawn, e.KeyID)
 		}
@@ -94,8 +122,10 @@ func (v *Verifier) installSnapshot(s *revocation.Snapshot, reset bool) {
 func (v *Verifier) applyEntries(entries []revocation.Entry, to revocation.Cursor) {
 	var withdrawn []string
 	changed := false
+	now := v.cfg.Now()
 	v.rev.mu.Lock()
 	for _, e := range entries {
+		v.rev.notePendingLocked(e, now)
 		newKey := e.Kind == revocation.KindKey && !v.rev.index.Withdrawn(e.KeyID)
 		ch, err := v.rev.index.Apply(e)
 		if err != nil {
@@ -241,11 +271,15 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 			c.err = errors.New("the issuer answered for another id")
 			return
 		}
-		c.revoked = true
 		// Record the answer without touching the cursor: the entries
 		// between it and e.Seq still have to come through the feed.
+		now := v.cfg.Now()
 		v.rev.mu.Lock()
-		_, err := v.rev.index.Apply(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ExpiresAt: e.ExpiresAt})
+		_, err := v.rev.index.Apply(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ValidUntil: e.ValidUntil, ExpiresAt: e.ExpiresAt})
+		if err == nil {
+			v.rev.notePendingLocked(e, now)
+			_, c.revoked = v.rev.index.Revoked(revocation.TokenRef{ID: id}, now)
+		}
 		delete(v.rev.notRevoked, id)
 		v.rev.mu.Unlock()
 		if err != nil {

@@ -30,6 +30,10 @@ const (
 	// snapshotRefresh is how often the snapshot is re-read (with
 	// If-None-Match) to drop expired ids and confirmed negatives.
 	snapshotRefresh = time.Hour
+	// pendingCheck is how often revocations that take effect later are
+	// checked for having come due (so that cached tokens are checked
+	// again): well within the second a revocation may take to apply.
+	pendingCheck = 100 * time.Millisecond
 )
 
 // loadSnapshot fetches GET /revocations. With reset, the snapshot replaces
@@ -152,10 +156,14 @@ func (v *Verifier) maintain() {
 	defer keys.Stop()
 	snap := time.NewTicker(snapshotRefresh)
 	defer snap.Stop()
+	pending := time.NewTicker(pendingCheck)
+	defer pending.Stop()
 	for {
 		select {
 		case <-v.bg.Done():
 			return
+		case <-pending.C:
+			v.duePending(v.cfg.Now())
 		case <-keys.C:
 			if _, err := v.refreshKeys(v.bg, true); err != nil && v.bg.Err() == nil {
 				v.log.Warn("verifier: refreshing the key set failed; keeping the last one", "issuer", v.issuer, "err", err)

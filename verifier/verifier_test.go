@@ -744,3 +744,31 @@ func TestCutoffNotShortenedByNewerOne(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationTakingEffectLater: a token revoked from a later time on (a
+// token regenerated with a grace period) verifies until then and is refused
+// from then on, also when its earlier answer was cached, whether the entry
+// came as an event or in the snapshot.
+func TestRevocationTakingEffectLater(t *testing.T) {
+	clk := newClock()
+	iss := verifiertest.NewIssuer(t, verifiertest.WithNow(clk.Now))
+	cfg := func(c *verifier.Config) { c.Now, c.MaxStaleness = clk.Now, 1000*time.Hour }
+	v := newVerifier(t, iss, cfg)
+	tok, marker := iss.SignToken(t, nil), iss.SignToken(t, nil)
+	until := clk.Now().Add(time.Hour)
+	iss.RevokeFrom(verifiertest.TokenID(t, tok), until)
+	iss.Revoke(verifiertest.TokenID(t, marker)) // applied after it
+	fresh := newVerifier(t, iss, cfg)           // learns it from the snapshot
+	eventually(t, "entries applied", refused(v, marker))
+	for name, v := range map[string]*verifier.Verifier{"event": v, "snapshot": fresh} {
+		for range 2 { // the second answer comes from the cache
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("%s: before its time: got %v, want nil", name, err)
+			}
+		}
+	}
+	clk.Advance(time.Hour)
+	for name, v := range map[string]*verifier.Verifier{"event": v, "snapshot": fresh} {
+		eventually(t, name+": refused once in effect", refused(v, tok))
+	}
+}

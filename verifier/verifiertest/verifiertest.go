@@ -378,6 +378,19 @@ func (i *Issuer) Revoke(id string) uint64 {
 	return i.appendLocked(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ExpiresAt: exp})
 }
 
+// RevokeFrom puts a token id on the revocation list from validUntil on:
+// the token stays valid until then (a token regenerated with a grace
+// period). It returns the entry's Seq.
+func (i *Issuer) RevokeFrom(id string, validUntil time.Time) uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	exp, ok := i.expiries[id]
+	if !ok {
+		exp = i.opts.now().Add(24 * time.Hour)
+	}
+	return i.appendLocked(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ValidUntil: validUntil, ExpiresAt: exp})
+}
+
 // RevokeSubject revokes every token of org/subject issued before
 // notBefore, as removing a user does.
 func (i *Issuer) RevokeSubject(org, subject string, notBefore time.Time) uint64 {
