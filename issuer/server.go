@@ -30,6 +30,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // Keys signs tokens and publishes the public keys. *keys.Keyring
@@ -38,9 +39,10 @@ type Keys interface {
 	// Sign signs payload (JWT claims) with the current signing key and
 	// returns the compact JWS (header typ at+jwt) and the key's kid.
 	Sign(payload []byte) (token, kid string, err error)
-	// Verify checks token's signature against every key held (including
-	// retired and withdrawn ones) and returns its payload and kid.
-	Verify(token []byte) (payload []byte, kid string, err error)
+	// Verify checks value's signature against every key held (including
+	// retired and withdrawn ones) and returns its claims as the token
+	// package reads them, KeyID set to the signing key's kid.
+	Verify(value string) (token.Claims, error)
 	// JWKS returns the public key set as JSON.
 	JWKS() []byte
 	// JWKSVersion changes whenever JWKS does; it is the JWKS ETag.
@@ -130,8 +132,9 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	return s, nil
 }
 
-// readBufferSize bounds the request line and headers of one request.
-const readBufferSize = 3 * maxTokenLen
+// readBufferSize bounds the request line and headers of one request: a
+// token of maxTokenLen bytes in the query plus room for the rest.
+const readBufferSize = maxTokenLen + 16<<10
 
 func (s *Server) newApp() *fiber.App {
 	fc := fiber.Config{

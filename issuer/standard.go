@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"mime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -92,7 +93,7 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 	}
 	now := s.now()
 	cl := pt.claims
-	if pt.pruned || !visible(p, pt.rec) || !s.metadataOf(pt.rec, pt.state).Active || time.Unix(cl.NotBefore, 0).After(now) {
+	if pt.pruned || !visible(p, pt.rec) || !s.metadataOf(pt.rec, pt.state).Active || cl.NotBefore.After(now) {
 		return inactive()
 	}
 	return c.JSON(introspection{
@@ -100,16 +101,24 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 		Subject:   cl.Subject,
 		Username:  pt.rec.Owner,
 		Org:       cl.Org,
-		Scope:     cl.Scope,
-		Expiry:    cl.Expiry,
-		IssuedAt:  cl.IssuedAt,
-		NotBefore: cl.NotBefore,
+		Scope:     strings.Join(cl.Scopes, " "),
+		Expiry:    numericDate(cl.Expiry),
+		IssuedAt:  numericDate(cl.IssuedAt),
+		NotBefore: numericDate(cl.NotBefore),
 		ID:        cl.ID,
 		TokenID:   cl.ID,
 		TokenType: cl.TokenType,
 		Issuer:    cl.Issuer,
 		Audience:  cl.Audience,
 	})
+}
+
+// numericDate is t in RFC 7519 seconds, 0 for a claim the token lacks.
+func numericDate(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // handleJWKS serves the public keys, cacheable for five minutes and
