@@ -4,7 +4,9 @@
 // see and revoke which token.
 //
 // The rules live here; persistence is a store.Store and key material is a
-// Keys. cmd/signet wires the three together:
+// Keys. What a token is on the wire (claims, header policy, the strict
+// parser every reader shares, the scope-pattern rule) is the token
+// package's. cmd/signet wires the three together:
 //
 //	srv, err := issuer.New(cfg, st, keyring)
 //	go srv.Run(ctx)          // revocation feed, pruning

@@ -63,29 +63,23 @@ func (s *jsonScanner) eat(c byte) bool {
 	return false
 }
 
-// nameSet remembers the member names of one object to refuse repeats.
-// Names without escapes are sub-slices of the input; escaped ones are
-// copied, since the scratch space they were decoded into is reused.
-type nameSet struct {
-	inline [seenInline][]byte
-	names  [][]byte
-}
-
-// add records name and reports errDuplicate when it was there already.
-func (n *nameSet) add(name []byte, escaped bool) error {
-	if n.names == nil {
-		n.names = n.inline[:0]
-	}
-	for _, m := range n.names {
+// addName appends name to the member names of one object, or reports
+// errDuplicate when it is there already. Callers start from a slice of a
+// local array of seenInline entries, so objects of up to that many names
+// cost no allocation (a pointer from a struct to its own array would send
+// the struct to the heap). Names without escapes are sub-slices of the
+// input; escaped ones are copied, since the scratch space they were
+// decoded into is reused.
+func addName(names [][]byte, name []byte, escaped bool) ([][]byte, error) {
+	for _, m := range names {
 		if bytes.Equal(m, name) {
-			return errDuplicate
+			return names, errDuplicate
 		}
 	}
 	if escaped {
 		name = bytes.Clone(name)
 	}
-	n.names = append(n.names, name)
-	return nil
+	return append(names, name), nil
 }
 
 // object calls member for each member of the top-level object; member
@@ -100,7 +94,8 @@ func (s *jsonScanner) object(member func(key []byte) (known bool, err error)) er
 	if s.eat('}') {
 		return s.end()
 	}
-	var unknown nameSet
+	var inline [seenInline][]byte
+	unknown := inline[:0]
 	for {
 		s.ws()
 		key, escaped, err := s.rawString(true)
@@ -119,7 +114,7 @@ func (s *jsonScanner) object(member func(key []byte) (known bool, err error)) er
 			// An escaped key lives in s.tmp, which only the next
 			// top-level name overwrites (values and nested names are
 			// decoded into fresh slices); add copies it.
-			if err := unknown.add(key, escaped); err != nil {
+			if unknown, err = addName(unknown, key, escaped); err != nil {
 				return err
 			}
 		}
@@ -407,7 +402,8 @@ func (s *jsonScanner) skip(depth int) error {
 		if s.eat('}') {
 			return nil
 		}
-		var names nameSet
+		var inline [seenInline][]byte
+		names := inline[:0]
 		for {
 			s.ws()
 			// Names here are read as values (fresh slice when escaped),
@@ -416,7 +412,7 @@ func (s *jsonScanner) skip(depth int) error {
 			if err != nil {
 				return err
 			}
-			if err := names.add(name, false); err != nil {
+			if names, err = addName(names, name, false); err != nil {
 				return err
 			}
 			if !s.eat(':') {

@@ -18,11 +18,21 @@
 // entries synced since the snapshot, or one GET /revocations/{id}) before a
 // token is refused, so a false positive never locks out a valid token.
 //
-// Verify accepts only EdDSA (Ed25519), ES256 and RS256, and only the
-// algorithm of the key the token names; alg "none", HMAC, the jku, x5u,
-// jwk and x5c header parameters and any crit entry are refused, and typ
-// must be at+jwt. Tokens seen before are answered from a bounded cache;
-// a revocation synced since is still honoured on the very next call.
+// Tokens are read by the token package, the one parser the issuer uses
+// too: only EdDSA (Ed25519), ES256 and RS256, and only the algorithm of
+// the key the token names; alg "none", HMAC, the jku, x5u, jwk, x5c and
+// b64 header parameters and any crit entry are refused, typ must be
+// at+jwt, and claims with a duplicate member name, a case variant of a
+// claim name or anything after the JSON object are malformed. Tokens seen
+// before are answered from a bounded cache; a revocation synced since is
+// still honoured on the very next call.
+//
+// The package is split by job: verifier.go (New, Verify and its checks),
+// keyset.go (the key source: the KeySet interface and the default JWKS
+// key set with its own lock and rate-limited, shared refresh),
+// revstate.go (the revocation state), sync.go (the syncer), cache.go (the
+// verified-token cache) and errors.go. Config.KeySet plugs in another key
+// source.
 //
 // While the issuer is unreachable the verifier keeps the last good keys
 // and list. Once the list has not been synced for Config.MaxStaleness,
