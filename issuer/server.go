@@ -40,7 +40,7 @@ import (
 type Keys interface {
 	// Sign signs payload (JWT claims) with the current signing key and
 	// returns the compact JWS (header typ at+jwt) and the key's kid.
-	Sign(payload []byte) (token, kid string, err error)
+	Sign(payload []byte) (value, kid string, err error)
 	// Verify checks value's signature against every key held (including
 	// retired and withdrawn ones) and returns its claims as the token
 	// package reads them, KeyID set to the signing key's kid.
