@@ -84,6 +84,8 @@ func TestIssuerAndVerifierReadClaimsAlike(t *testing.T) {
 	go func() { _ = e.srv.App().Listener(ln) }()
 	t.Cleanup(func() { _ = e.srv.App().ShutdownWithTimeout(5 * time.Second) })
 
+	// The revocation list answers 503 until the feed has loaded.
+	waitFor(t, "issuer ready", func() bool { return e.do("GET", "/readyz").status == http.StatusOK })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := verifier.New(ctx, verifier.Config{

@@ -182,14 +182,15 @@ func BenchmarkVerifySeen(b *testing.B) {
 
 // pairedRatios times, in every iteration, one raw signature check, one
 // cold Verify of the same token and warmPerOp warm Verifies, back to back,
-// so that load from elsewhere on the machine hits all three alike, and
-// compares the medians of the per-iteration times, which a time slice
-// lost to another process does not move. It returns cold/raw and
-// raw/warm.
+// so that load from elsewhere on the machine hits all three alike. It
+// returns the medians of the per-iteration ratios cold/raw and raw/warm:
+// a slow stretch of the machine slows both sides of one iteration, and a
+// time slice lost to another process moves only a few iterations, which
+// the median ignores.
 func pairedRatios(b *testing.B, raw func(int) bool, cold, warm *verifier.Verifier, coldToks, warmToks []string) (coldX, warmFrac float64) {
 	const warmPerOp = 16
 	ctx := context.Background()
-	tRaw, tCold, tWarm := make([]time.Duration, b.N), make([]time.Duration, b.N), make([]time.Duration, b.N)
+	coldRatios, warmRatios := make([]float64, b.N), make([]float64, b.N)
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		if !raw(i) {
@@ -206,14 +207,14 @@ func pairedRatios(b *testing.B, raw func(int) bool, cold, warm *verifier.Verifie
 			}
 		}
 		t3 := time.Now()
-		tRaw[i], tCold[i], tWarm[i] = t1.Sub(t0), t2.Sub(t1), t3.Sub(t2)
+		raw := float64(t1.Sub(t0))
+		coldRatios[i], warmRatios[i] = float64(t2.Sub(t1))/raw, raw*warmPerOp/float64(t3.Sub(t2))
 	}
-	median := func(d []time.Duration) float64 {
-		slices.Sort(d)
-		return float64(d[len(d)/2])
+	median := func(r []float64) float64 {
+		slices.Sort(r)
+		return r[len(r)/2]
 	}
-	r := median(tRaw)
-	return median(tCold) / r, r * warmPerOp / median(tWarm)
+	return median(coldRatios), median(warmRatios)
 }
 
 // ratioSetup makes, for alg, the raw check over the cold pool, a cold
