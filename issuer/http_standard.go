@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"mime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,16 +84,24 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 		Subject:   cl.Subject,
 		Username:  in.Username,
 		Org:       cl.Org,
-		Scope:     cl.Scope,
-		Expiry:    cl.Expiry,
-		IssuedAt:  cl.IssuedAt,
-		NotBefore: cl.NotBefore,
+		Scope:     strings.Join(cl.Scopes, " "),
+		Expiry:    numericDate(cl.Expiry),
+		IssuedAt:  numericDate(cl.IssuedAt),
+		NotBefore: numericDate(cl.NotBefore),
 		ID:        cl.ID,
 		TokenID:   cl.ID,
 		TokenType: cl.TokenType,
 		Issuer:    cl.Issuer,
 		Audience:  cl.Audience,
 	})
+}
+
+// numericDate is t in RFC 7519 seconds, 0 for a claim the token lacks.
+func numericDate(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // handleJWKS serves the public keys, cacheable for five minutes and
