@@ -278,7 +278,7 @@ func gateCast(tb testing.TB) *env {
 // gateTokens are the tokens every proxy test sends.
 type gateTokens struct {
 	reports, bucketOnly, noScopes, revocable, admin, dan, expired string
-	reportsID, revocableID, adminID                    string
+	reportsID, revocableID, adminID                               string
 }
 
 func issueGateTokens(tb testing.TB, e *env) gateTokens {
