@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# and the browser test of the web UI.
+# the browser test of the web UI, and the gate behind real nginx and Caddy.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test`
@@ -39,6 +39,15 @@ if [ -f scripts/ui-e2e/package.json ]; then
     fi
     log "browser test prerequisites missing: TestUIBrowser will be skipped"
   fi
+fi
+
+# The gate's proxies (nginx, Caddy): the same rule as the browser.
+if ! scripts/gate-e2e/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install nginx and caddy for the gate's tests"
+    exit 1
+  fi
+  log "nginx or caddy missing: TestGateNginx and TestGateCaddy will be skipped"
 fi
 
 log "go vet"
