@@ -133,7 +133,6 @@ func New(cfg Config) (*Gate, error) {
 	g.handler = g.serve
 	g.srv = &fasthttp.Server{
 		Handler:               g.handler,
-		Name:                  "signet-gate",
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		ReadTimeout:           cfg.ReadTimeout,
