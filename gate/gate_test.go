@@ -390,6 +390,8 @@ func TestNotConnectedYet(t *testing.T) {
 		t.Errorf("readyz before the first load: got %d, want 503", a.status)
 	}
 	wantDenied(t, tg.check(t, "GET", "/auth", bearer(tok)), 503, "")
+	// A request without a token is refused as such all the same.
+	wantDenied(t, tg.check(t, "GET", "/auth", ""), 401, challengeNone)
 	eventually(t, "a failed attempt is logged", func() bool { return strings.Contains(tg.logs.String(), "retrying") })
 
 	iss.SetDown(false)

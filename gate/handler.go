@@ -112,11 +112,6 @@ func isAuthPath(path []byte) bool {
 // auth answers one forward-auth check.
 func (g *Gate) auth(rc *fasthttp.RequestCtx) {
 	rc.Response.Header.SetCanonical(keyCacheControl, valueNoStore)
-	v := g.v.Load()
-	if v == nil {
-		g.refuse(rc, outcomeUnavailable, fasthttp.StatusServiceUnavailable, "", bodyNotReady)
-		return
-	}
 	authz := rc.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	if len(authz) == 0 {
 		g.refuse(rc, outcomeNoToken, fasthttp.StatusUnauthorized, challengeNone, bodyNoToken)
@@ -132,6 +127,13 @@ func (g *Gate) auth(rc *fasthttp.RequestCtx) {
 		}
 		// Another scheme (Basic, ...) is no bearer token at all (§3.1).
 		g.refuse(rc, outcomeNoToken, fasthttp.StatusUnauthorized, challengeNone, bodyNoToken)
+		return
+	}
+	// Whether a token is missing is known without the verifier; whether
+	// one is good is not.
+	v := g.v.Load()
+	if v == nil {
+		g.refuse(rc, outcomeUnavailable, fasthttp.StatusServiceUnavailable, "", bodyNotReady)
 		return
 	}
 	start := time.Now()

@@ -487,3 +487,74 @@ uri={uri}
 }
 `, listen, gateAddr, upstream, gateAddr, upstream, upstream)
 }
+
+// TestGateCLI: configuration mistakes name the key; the environment alone
+// configures the gate; a gate started before its issuer becomes ready by
+// itself once the issuer is up.
+func TestGateCLI(t *testing.T) {
+	e := newEnv(t, "")
+	if _, stderr, code := e.cli("", "gate"); code != 2 || !strings.Contains(stderr, "gate.issuer_url") {
+		t.Errorf("gate without an issuer: got exit %d, stderr %q; want 2 naming gate.issuer_url", code, stderr)
+	}
+	_, stderr, code := e.cliWithEnv([]string{"SIGNET_GATE_MAX_STALENESS=0s"}, "", "gate", "--issuer", e.url)
+	if code != 1 || !strings.Contains(stderr, "gate.max_staleness") {
+		t.Errorf("max_staleness 0s: got exit %d, stderr %q; want 1 naming gate.max_staleness", code, stderr)
+	}
+	if _, stderr, code := e.cli("", "gate", "--issuer", "auth.example.com"); code != 1 || !strings.Contains(stderr, "gate.issuer_url") {
+		t.Errorf("issuer without a scheme: got exit %d, stderr %q; want 1 naming gate.issuer_url", code, stderr)
+	}
+
+	// Only the environment, and the issuer not started yet.
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	logs := &syncBuffer{}
+	cmd := exec.Command(signetBinary(t), "gate", "--config", e.config)
+	cmd.Dir = e.dir
+	cmd.Env = append(cleanEnv(), "SIGNET_GATE_ISSUER_URL="+e.url, "SIGNET_GATE_LISTEN="+addr)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := &gateProc{url: "http://" + addr, cmd: cmd, logs: logs}
+	t.Cleanup(func() {
+		if g.cmd != nil {
+			_ = g.cmd.Process.Kill()
+			_ = g.cmd.Wait()
+		}
+	})
+	get := func(path string) int {
+		resp, err := http.Get(g.url + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 400 {
+		if get("/healthz") == 200 {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if got := get("/readyz"); got != 503 {
+		t.Errorf("readyz before the issuer is up: got %d, want 503", got)
+	}
+	if got := get("/auth"); got != 401 {
+		t.Errorf("auth without a token before the issuer is up: got %d, want 401", got)
+	}
+	if p := through(t, g.url, "/auth", "x.y.z"); p.status != 503 {
+		t.Errorf("auth with a token before the issuer is up: got %d, want 503", p.status)
+	}
+	e.start()
+	ready := false
+	for range 800 {
+		if get("/readyz") == 200 {
+			ready = true
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if !ready {
+		t.Fatalf("gate not ready within 20s of the issuer; logs:\n%s", logs.String())
+	}
+	g.stop(t)
+}
