@@ -229,7 +229,6 @@ func nginxFlows(gateAddr, www string, ports [5]int) string {
         proxy_pass http://%s/auth?scope=reports:read;
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
         proxy_http_version 1.1;
         proxy_set_header Connection "";`, upstream)
 	}
