@@ -96,6 +96,7 @@ type Gate struct {
 	closed bool
 
 	scratch sync.Pool // *[]byte for joining scopes
+	intern  *internTable
 }
 
 // New builds a gate. It does no I/O: until Connect succeeds, /auth and
@@ -122,7 +123,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
-	g := &Gate{cfg: cfg, log: cfg.Logger}
+	g := &Gate{cfg: cfg, log: cfg.Logger, intern: newInternTable()}
 	g.scratch.New = func() any { b := make([]byte, 0, 256); return &b }
 	m, err := newMetrics(g, cfg.Registry)
 	if err != nil {

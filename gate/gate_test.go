@@ -555,3 +555,26 @@ func rawStatus(addr, request string) (int, error) {
 	}
 	return status, nil
 }
+
+// TestOnlyVerifiedTokensAreKept: the gate keeps the strings of tokens
+// that verified, never of refused ones, so garbage cannot fill its table;
+// a kept token is still checked in full every time.
+func TestOnlyVerifiedTokensAreKept(t *testing.T) {
+	iss := verifiertest.NewIssuer(t)
+	tg := startGate(t, iss, true, nil)
+	jti := verifiertest.NewTokenID(t)
+	tok := iss.SignToken(t, verifiertest.Claims{"jti": jti})
+	for range 3 {
+		wantAllowed(t, tg.check(t, "GET", "/auth", bearer(tok)), nil)
+	}
+	for i := range 100 {
+		wantDenied(t, tg.check(t, "GET", "/auth", bearer(fmt.Sprintf("junk-%d", i))), 401, challengeInvalid)
+	}
+	if n := gate.InternedForTest(tg.Gate); n != 1 {
+		t.Errorf("kept token strings: got %d, want 1 (the valid token only)", n)
+	}
+	iss.Revoke(jti)
+	eventually(t, "the kept token is refused once revoked", func() bool {
+		return tg.check(t, "GET", "/auth", bearer(tok)).status == 401
+	})
+}

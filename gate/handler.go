@@ -117,9 +117,14 @@ func (g *Gate) auth(rc *fasthttp.RequestCtx) {
 		g.refuse(rc, outcomeNoToken, fasthttp.StatusUnauthorized, challengeNone, bodyNoToken)
 		return
 	}
-	// The one copy of the request's bytes: the verifier's cache keeps the
-	// token string it is given.
-	tok, ok := verifier.BearerToken(string(authz))
+	// The verifier's cache keeps the token string it is given, so it must
+	// not alias the request's buffer: a token that verified before comes
+	// from the intern table, any other is copied once.
+	header, known := g.intern.lookup(authz)
+	if !known {
+		header = string(authz)
+	}
+	tok, ok := verifier.BearerToken(header)
 	if !ok {
 		if isBearerScheme(authz) {
 			g.invalid(rc, "malformed", errors.New("the Authorization header names Bearer but carries no token"))
@@ -153,6 +158,9 @@ func (g *Gate) auth(rc *fasthttp.RequestCtx) {
 		g.invalid(rc, "claims", errHeaderValues)
 		return
 	}
+	if !known {
+		g.intern.add(header)
+	}
 	if missing, ok := missingScope(rc.QueryArgs(), c); !ok {
 		g.log.Debug("gate: refused: insufficient scope", "token_id", c.ID, "scope", missing)
 		g.refuse(rc, outcomeInsufficientScope, fasthttp.StatusForbidden, challengeInsufficientScope,
@@ -185,7 +193,7 @@ func (g *Gate) auth(rc *fasthttp.RequestCtx) {
 	*bp = b
 	g.scratch.Put(bp)
 	rc.SetStatusCode(fasthttp.StatusOK)
-	g.metrics.decisions[outcomeAllowed].Inc()
+	g.metrics.allowed.Inc()
 }
 
 // missingScope checks the scope query parameters (each may hold several,

@@ -29,6 +29,7 @@ var invalidReasons = []string{
 // costs one atomic add.
 type metrics struct {
 	reg       *prometheus.Registry
+	allowed   prometheus.Counter // decisions[outcomeAllowed], the hot path's
 	decisions map[string]prometheus.Counter
 	invalid   map[string]prometheus.Counter
 	verify    prometheus.Histogram
@@ -65,6 +66,7 @@ func newMetrics(g *Gate, reg *prometheus.Registry) (*metrics, error) {
 	for _, o := range []string{outcomeAllowed, outcomeNoToken, outcomeInvalidToken, outcomeInsufficientScope, outcomeUnavailable} {
 		m.decisions[o] = decisions.WithLabelValues(o)
 	}
+	m.allowed = m.decisions[outcomeAllowed]
 	for _, r := range invalidReasons {
 		m.invalid[r] = invalid.WithLabelValues(r)
 	}
