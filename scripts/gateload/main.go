@@ -67,7 +67,7 @@ func main() {
 	flag.StringVar(&o.signet, "signet", "./bin/signet", "path to the signet binary")
 	flag.IntVar(&o.requests, "n", 30000, "requests per flow (split over the rounds)")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent keep-alive connections")
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per flow")
+	flag.IntVar(&o.rounds, "rounds", 6, "interleaved rounds per flow")
 	flag.IntVar(&o.workers, "nginx-workers", 1, "nginx worker_processes")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs and logs)")
@@ -90,6 +90,27 @@ type flow struct {
 	done      int
 	elapsed   time.Duration
 	latencies []time.Duration
+	rounds    []float64 // throughput of each round
+}
+
+// roundRatios returns f/g throughput of each round: the flows of one round
+// ran next to each other, so a neighbour's burst of load skews a round's
+// ratio less than the totals.
+func roundRatios(f, g *flow) []float64 {
+	r := make([]float64, len(f.rounds))
+	for i := range r {
+		r[i] = f.rounds[i] / g.rounds[i]
+	}
+	slices.Sort(r)
+	return r
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func (f *flow) throughput() float64 { return float64(f.done) / f.elapsed.Seconds() }
@@ -197,6 +218,7 @@ func run(ctx context.Context, o options, out io.Writer) (*result, error) {
 			f.done += len(lat)
 			f.elapsed += took
 			f.latencies = append(f.latencies, lat...)
+			f.rounds = append(f.rounds, float64(len(lat))/took.Seconds())
 		}
 	}
 	res := &result{flows: map[string]*flow{}}
@@ -212,7 +234,9 @@ func run(ctx context.Context, o options, out io.Writer) (*result, error) {
 	if ratio < 0.6 {
 		verdict = "MISSES"
 	}
-	fmt.Fprintf(out, "\ngate/noop     throughput %.2f (%s the goal of 0.6)\n", ratio, verdict)
+	rr := roundRatios(g, n)
+	fmt.Fprintf(out, "\ngate/noop     throughput %.2f (%s the goal of 0.6); per round: median %.2f, range %.2f–%.2f\n",
+		ratio, verdict, median(rr), rr[0], rr[len(rr)-1])
 	fmt.Fprintf(out, "gate/noop-int throughput %.2f\n", g.throughput()/in.throughput())
 	fmt.Fprintf(out, "gate/noauth   throughput %.2f\n", g.throughput()/a.throughput())
 	fmt.Fprintf(out, "latency the gate adds over the no-op subrequest: p50 %s, p99 %s\n",
