@@ -15,7 +15,8 @@
 // gate/noop (the goal is ≥ 0.6: the proxied subrequest is the proxy's
 // cost, the gate's share is ours), gate/noop-int and gate/noauth for the
 // record, and the latency the gate adds at p50 and p99 over the no-op
-// flow.
+// flow, measured one request at a time (no queueing) after the throughput
+// rounds.
 //
 //	go build -o bin/signet ./cmd/signet
 //	go run ./scripts/gateload -signet ./bin/signet
@@ -125,6 +126,9 @@ func (f *flow) quantile(q float64) time.Duration {
 // result is what one run measured, for the smoke test.
 type result struct {
 	flows map[string]*flow
+	// added50 and added99 are the latency the gate adds over the no-op
+	// flow, one request at a time.
+	added50, added99 time.Duration
 }
 
 func run(ctx context.Context, o options, out io.Writer) (*result, error) {
@@ -239,9 +243,47 @@ func run(ctx context.Context, o options, out io.Writer) (*result, error) {
 		ratio, verdict, median(rr), rr[0], rr[len(rr)-1])
 	fmt.Fprintf(out, "gate/noop-int throughput %.2f\n", g.throughput()/in.throughput())
 	fmt.Fprintf(out, "gate/noauth   throughput %.2f\n", g.throughput()/a.throughput())
-	fmt.Fprintf(out, "latency the gate adds over the no-op subrequest: p50 %s, p99 %s\n",
+	fmt.Fprintf(out, "under load (%d connections), the gate flow's latency minus the no-op's: p50 %s, p99 %s\n", o.concurrency,
 		(g.quantile(0.5) - n.quantile(0.5)).Round(time.Microsecond), (g.quantile(0.99) - n.quantile(0.99)).Round(time.Microsecond))
+
+	// The latency the gate adds, without queueing: one request at a time,
+	// gate and no-op in alternating rounds.
+	quiet := map[string]*flow{"gate": {name: "gate", url: g.url}, "noop": {name: "noop", url: n.url}}
+	each := max(o.requests/(10*o.rounds), 1)
+	for r := range o.rounds {
+		for _, name := range []string{"gate", "noop"}[r%2:] {
+			if err := quiet[name].add(ctx, token, each); err != nil {
+				return nil, err
+			}
+		}
+		if r%2 == 1 {
+			if err := quiet["gate"].add(ctx, token, each); err != nil {
+				return nil, err
+			}
+		}
+	}
+	qg, qn := quiet["gate"], quiet["noop"]
+	slices.Sort(qg.latencies)
+	slices.Sort(qn.latencies)
+	res.added50, res.added99 = qg.quantile(0.5)-qn.quantile(0.5), qg.quantile(0.99)-qn.quantile(0.99)
+	fmt.Fprintf(out, "latency the gate adds, one request at a time (%d each): p50 %s, p99 %s (gate p50 %s p99 %s; no-op p50 %s p99 %s)\n",
+		len(qg.latencies), res.added50.Round(time.Microsecond), res.added99.Round(time.Microsecond),
+		qg.quantile(0.5).Round(time.Microsecond), qg.quantile(0.99).Round(time.Microsecond),
+		qn.quantile(0.5).Round(time.Microsecond), qn.quantile(0.99).Round(time.Microsecond))
 	return res, nil
+}
+
+// add sends n more requests to f over one connection and keeps their
+// latencies.
+func (f *flow) add(ctx context.Context, token string, n int) error {
+	lat, took, err := drive(ctx, f.url, token, n, 1)
+	if err != nil {
+		return fmt.Errorf("%s, one at a time: %w", f.name, err)
+	}
+	f.done += len(lat)
+	f.elapsed += took
+	f.latencies = append(f.latencies, lat...)
+	return nil
 }
 
 // nginxFlows is the http {} content: the four flows on ports[0..3] and

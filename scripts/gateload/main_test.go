@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("flow %s: got %d requests, %d latencies, %.0f req/s; want 300 timed requests", name, f.done, len(f.latencies), f.throughput())
 		}
 	}
-	for _, line := range []string{"gate/noop ", "gate/noauth ", "p99"} {
+	for _, line := range []string{"gate/noop ", "gate/noauth ", "one request at a time (30 each)", "p99"} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("report lacks %q:\n%s", line, out.String())
 		}
