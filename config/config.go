@@ -26,7 +26,16 @@ type Config struct {
 	Roles      map[string]Role     `mapstructure:"roles"`
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
+	UI         UI                  `mapstructure:"ui"`
 	Gate       Gate                `mapstructure:"gate"`
+}
+
+// UI configures the web page at /ui/.
+type UI struct {
+	// DefaultPreset is the preset the page's New token form starts from;
+	// empty (or a preset beyond the user's role): every scope the user
+	// holds.
+	DefaultPreset string `mapstructure:"default_preset"`
 }
 
 // Server configures the HTTP listener.
@@ -274,6 +283,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("security.min_password_length", d.Security.MinPasswordLength)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
 	v.SetDefault("gate.listen", d.Gate.Listen)
 	v.SetDefault("gate.issuer_url", d.Gate.IssuerURL)
 	v.SetDefault("gate.audience", d.Gate.Audience)
@@ -352,6 +362,11 @@ func (c Config) Validate() error {
 			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
 				return fmt.Errorf("config: presets.%s: bad scope %q", name, s)
 			}
+		}
+	}
+	if p := c.UI.DefaultPreset; p != "" {
+		if _, ok := c.Presets[p]; !ok {
+			return fmt.Errorf("config: ui.default_preset %q: no such preset in presets", p)
 		}
 	}
 	return nil

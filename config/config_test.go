@@ -109,6 +109,7 @@ func TestValidationErrors(t *testing.T) {
 		{"password length", "security:\n  min_password_length: 4\n", "min_password_length"},
 		{"unknown role", "roles:\n  owner:\n    scopes: [\"*\"]\n", "roles.owner"},
 		{"bad preset scope", "presets:\n  x: [\"a b\"]\n", "presets.x"},
+		{"unknown default preset", "presets:\n  x: [\"a\"]\nui:\n  default_preset: y\n", "ui.default_preset"},
 		{"bad duration", "keys:\n  publish_delay: soon\n", "config"},
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},

@@ -574,6 +574,32 @@ func TestUIConfigEndpoint(t *testing.T) {
 	}
 }
 
+// TestUIConfigDefaultPreset: the New token form's configured default
+// preset reaches the page only for users who may grant it; the others
+// start from every scope they hold.
+func TestUIConfigDefaultPreset(t *testing.T) {
+	for _, tc := range []struct {
+		name, preset  string
+		admin, member string
+	}{
+		{"none configured", "", "", ""},
+		{"a preset both may grant", "reports", "reports", "reports"},
+		{"a preset beyond the member's role", "ops", "ops", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newUIFixture(t, func(c *Config) { c.UIDefaultPreset = tc.preset })
+			for _, u := range []struct{ name, pass, want string }{{"ada", uiAdminPass, tc.admin}, {"max", uiMemberPass, tc.member}} {
+				id, _ := f.login(u.name, u.pass)
+				r := f.do(uiReq{method: "GET", path: "/ui/api/config", cookie: id})
+				uiWantStatus(t, r, 200)
+				if got := r.json(t)["default_preset"]; got != u.want {
+					t.Errorf("%s: default_preset got %v, want %q", u.name, got, u.want)
+				}
+			}
+		})
+	}
+}
+
 func TestUISessionExpiry(t *testing.T) {
 	f := newUIFixture(t, nil)
 	cases := []struct {

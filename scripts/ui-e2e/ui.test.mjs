@@ -5,7 +5,11 @@
 // once, reload and not see it again, revoke it (confirming) and find it
 // revoked through the API; a member is offered no administrative token and
 // the API refuses one; the page's Content-Security-Policy holds and nothing
-// is loaded from outside the issuer.
+// is loaded from outside the issuer. Session tokens (POST /user-token,
+// unnamed) stay out of the way under their own filter and wear no expiry
+// badge; a long-lived token warns in its last week; New token starts from
+// the user's default scopes (the configured default preset for the admin,
+// every scope the member holds), never from nothing.
 //
 // Environment:
 //   SIGNET_UI_URL                 issuer base URL (required), e.g. http://127.0.0.1:8080
@@ -161,6 +165,9 @@ async function main() {
       const old = await apiOK('POST', '/tokens', ADMIN, { name: 'old-laptop', scopes: ['bucket:in.c-main:read'] }, 201);
       await apiOK('DELETE', '/tokens/' + encodeURIComponent(old.token_id), ADMIN, undefined, 204);
       await apiOK('POST', '/tokens', MEMBER, { name: 'notebook', scopes: [] }, 201);
+      // Session tokens: what scripts and sign-ins trade a password for.
+      for (let i = 0; i < 3; i++) await apiOK('POST', '/user-token', ADMIN, undefined, 200);
+      await apiOK('POST', '/user-token', MEMBER, undefined, 200);
     });
 
     const ctx = await browser.newContext(ctxOpts);
@@ -195,9 +202,34 @@ async function main() {
       assert.ok(!(await page.content()).includes(ADMIN.pass), 'the password is not in the page');
     });
 
-    await step('the list shows owner, scopes, expiry warnings and status', async () => {
+    await step('named tokens by default; session tokens under their own filter, without expiry badges', async () => {
+      assert.equal(await page.getByLabel('Show', { exact: true }).inputValue(), 'named');
+      await row(page, 'grafana').waitFor();
+      assert.equal(await page.locator('#tokens-body tr', { hasText: 'Session token' }).count(), 0, 'no session token among the named ones');
+      await page.locator('#tokens-hidden', { hasText: '4 session tokens' }).waitFor();
+      // A token made to live two days is not warned about: expiring soon is its plan.
       const nightly = row(page, 'reports-nightly');
-      await nightly.locator('.badge.soon', { hasText: /expires in 2 days/ }).waitFor();
+      await nightly.locator('.sub', { hasText: /in 2 days/ }).waitFor();
+      assert.equal(await nightly.locator('.badge.soon').count(), 0, 'a 2-day token wears no expiry badge');
+      await page.getByRole('button', { name: 'Show session tokens' }).click();
+      assert.equal(await page.getByLabel('Show', { exact: true }).inputValue(), 'session');
+      const sessions = page.locator('#tokens-body tr');
+      await page.waitForFunction(() => document.querySelectorAll('#tokens-body tr').length === 4);
+      for (let i = 0; i < 4; i++) {
+        const r = sessions.nth(i);
+        assert.ok((await r.innerText()).includes('Session token'), 'the filter shows session tokens');
+        assert.ok(/in 2[34] hours/.test(await r.locator('[data-label="Expires"]').innerText()), 'a session token says when it ends');
+      }
+      assert.equal(await page.locator('#tokens-body .badge.soon').count(), 0, 'no session token wears an expiry badge');
+      await page.locator('#tokens-hidden', { hasText: /named tokens are not shown/ }).waitFor();
+      await page.getByLabel('Show', { exact: true }).selectOption('');
+      await row(page, 'grafana').waitFor();
+      assert.equal(await page.locator('#tokens-body tr', { hasText: 'Session token' }).count(), 4);
+      assert.ok(await page.locator('#tokens-hidden').isHidden(), 'nothing is left out under All');
+      await page.getByLabel('Show', { exact: true }).selectOption('named');
+    });
+
+    await step('the list shows owner, scopes and status', async () => {
       assert.equal(await row(page, 'grafana').locator('[data-label="Owner"]').innerText().then((s) => s.includes('organization')), true);
       assert.equal(await row(page, 'old-laptop').count(), 0, 'revoked tokens are hidden under the Active filter');
       await page.getByLabel('Status', { exact: true }).selectOption('');
@@ -218,6 +250,14 @@ async function main() {
       await page.getByRole('heading', { name: 'New token' }).waitFor();
       await page.getByLabel('Name', { exact: true }).fill('ci-deploy');
       await page.getByLabel('Description').fill('Deploys from CI to production');
+      // The form starts from the configured default preset, visibly.
+      assert.ok(await page.getByLabel('A preset').isChecked(), 'the default preset is chosen');
+      assert.equal(await page.getByLabel('Preset', { exact: true }).inputValue(), 'deploy');
+      await page.locator('#n-preset-scopes', { hasText: 'deploy:run registry:push' }).waitFor();
+      await page.locator('#n-default-help', { hasText: 'deploy' }).waitFor();
+      // One by one keeps those scopes ticked.
+      await page.getByLabel('Pick scopes one by one').check();
+      await page.locator('#n-scope-selected', { hasText: 'deploy:run registry:push' }).waitFor();
       const admin = page.getByLabel(/Administrative token/);
       assert.ok(await admin.isVisible(), 'admins are offered the administrative checkbox');
       await admin.check();
@@ -380,6 +420,18 @@ async function main() {
     });
     await ctx.close();
 
+    await step('a token meant to live long warns in its last week', async () => {
+      // The browser's clock 86 days on: grafana (90 days) has 4 days left.
+      const later = await browser.newContext(ctxOpts);
+      await later.clock.setFixedTime(new Date(Date.now() + 86 * 86400000));
+      const p = await later.newPage();
+      p.setDefaultTimeout(STEP_TIMEOUT);
+      watch(p, 'later');
+      await signIn(p, ADMIN);
+      await row(p, 'grafana').locator('.badge.soon', { hasText: /expires in 4 days/ }).waitFor();
+      await later.close();
+    });
+
     await step('the page is usable at phone width (390px)', async () => {
       const phone = await browser.newContext({ ...ctxOpts, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
       const p = await phone.newPage();
@@ -413,12 +465,33 @@ async function main() {
       await p.getByRole('link', { name: 'New token' }).first().click();
       await p.getByRole('heading', { name: 'New token' }).waitFor();
       assert.equal(await p.getByLabel(/Administrative token/).isVisible(), false, 'no administrative checkbox for members');
-      // The member creates a personal token through the form.
+      // The default preset (deploy) is beyond the member's role: the form
+      // starts from every scope the member holds, ticked and said.
+      assert.ok(await p.getByLabel('Pick scopes one by one').isChecked());
+      assert.equal((await p.locator('#n-scope-selected').innerText()).trim(), 'bucket:* reports:*');
+      await p.locator('#n-default-help', { hasText: 'all of your scopes' }).waitFor();
+      // One click makes a token that grants what the member holds, not nothing.
+      await p.getByLabel('Name', { exact: true }).fill('member-default');
+      await p.getByRole('button', { name: 'Create token' }).click();
+      await p.getByRole('heading', { name: 'Your new token' }).waitFor();
+      const defId = (await p.locator('#secret-id').innerText()).trim();
+      assert.deepEqual((await apiOK('GET', '/tokens/' + encodeURIComponent(defId), MEMBER, undefined, 200)).scopes, ['bucket:*', 'reports:*']);
+      await p.getByRole('button', { name: 'Done, I saved it' }).click();
+      await p.getByRole('heading', { name: 'Access tokens' }).waitFor();
+      await p.locator('#tokens-hidden', { hasText: '1 session token (' }).waitFor();
+      // The member creates a personal token with one scope through the form.
+      await p.getByRole('link', { name: 'New token' }).first().click();
+      await p.getByRole('heading', { name: 'New token' }).waitFor();
+      await p.locator('#n-scope-list input[value="bucket:*"]').uncheck();
+      await p.locator('#n-scope-list input[value="reports:*"]').uncheck();
+      await p.locator('#n-scope-selected', { hasText: 'the token will grant nothing' }).waitFor();
       await p.getByLabel('Name', { exact: true }).fill('member-report');
       await p.getByLabel('Find or add a scope').fill('reports:read');
       await p.getByLabel('Find or add a scope').press('Enter');
       await p.getByRole('button', { name: 'Create token' }).click();
       await p.getByRole('heading', { name: 'Your new token' }).waitFor();
+      const reportId = (await p.locator('#secret-id').innerText()).trim();
+      assert.deepEqual((await apiOK('GET', '/tokens/' + encodeURIComponent(reportId), MEMBER, undefined, 200)).scopes, ['reports:read']);
       await p.getByRole('button', { name: 'Done, I saved it' }).click();
       // The API refuses an administrative token to the member, by password or by session.
       await apiOK('POST', '/tokens', MEMBER, { name: 'sneaky', type: 'administrative', scopes: [] }, 403);
