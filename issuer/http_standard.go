@@ -118,6 +118,7 @@ func (s *Server) serverMetadata() map[string]any {
 		"introspection_endpoint": u + "/introspect",
 		"revocation_list_uri":    u + "/revocations",
 		"revocation_events_uri":  u + "/revocations/events",
+		"revocation_entry_uri":   u + "/revocations/{token_id}",
 		"user_token_endpoint":    u + "/user-token",
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -51,7 +52,9 @@ type Issued struct {
 // alone does not say.
 type Token struct {
 	Record store.TokenRecord
-	// KeyRevoked is set when the key that signed it was withdrawn.
+	// KeyRevoked is set when the revocation list revokes it beyond what
+	// its record says: in practice, when the key that signed it was
+	// withdrawn (revocation.Index decides).
 	KeyRevoked bool
 	// Pruned is set when the record was long gone and Record was rebuilt
 	// from the token's claims.
@@ -221,11 +224,11 @@ func (s *Service) GetToken(ctx context.Context, p *Principal, id string) (Token,
 	if err != nil {
 		return Token{}, err
 	}
-	keyRevoked, err := s.revIndex.revoked(ctx, s.st, rec.KeyID, s.now())
+	listed, err := s.feed.revoked(ctx, s.now(), tokenRef(rec))
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{Record: rec, KeyRevoked: keyRevoked}, nil
+	return Token{Record: rec, KeyRevoked: listed[0]}, nil
 }
 
 // ListTokens is GET /tokens: admins list their org's tokens, members their
@@ -257,14 +260,18 @@ func (s *Service) ListTokens(ctx context.Context, p *Principal, q TokenQuery) ([
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	keyRevoked, err := s.revIndex.revokedKeys(ctx, s.st, s.now())
+	refs := make([]revocation.TokenRef, len(recs))
+	for i, r := range recs {
+		refs[i] = tokenRef(r)
+	}
+	listed, err := s.feed.revoked(ctx, s.now(), refs...)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Token, 0, len(recs))
-	for _, r := range recs {
+	for i, r := range recs {
 		if visible(p, r) {
-			out = append(out, Token{Record: r, KeyRevoked: keyRevoked(r.KeyID)})
+			out = append(out, Token{Record: r, KeyRevoked: listed[i]})
 		}
 	}
 	return out, nil

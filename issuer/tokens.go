@@ -187,7 +187,7 @@ func (s *Service) afterCutoff(ctx context.Context, g grant, now time.Time) (time
 	if g.Type != store.TokenPersonal || !iat.Before(g.OwnerUpdated) {
 		return now, nil
 	}
-	cut, err := s.revIndex.cutoff(ctx, s.st, g.Org, g.Owner, now)
+	cut, err := s.feed.cutoff(ctx, g.Org, g.Owner, now)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -237,8 +237,9 @@ func (s *Service) ownerUnchanged(ctx context.Context, p *Principal, rec store.To
 	return err
 }
 
-// tokenState is what a token record alone does not say: whether its
-// signing key was withdrawn.
+// tokenState is what a token record alone does not say: whether the
+// revocation list revokes it (its signing key withdrawn, which Keys.Verify
+// does not know; see revocationNotifier.revoked).
 type tokenState struct {
 	keyRevoked bool
 }
@@ -292,11 +293,13 @@ func (s *Service) parseToken(ctx context.Context, value string) (*parsedToken, e
 		return nil, errNotOurToken
 	}
 	pt.rec = rec
-	revoked, err := s.revIndex.revoked(ctx, s.st, kid, s.now())
+	ref := tokenRef(rec)
+	ref.KeyID = kid // the key that verified it
+	listed, err := s.feed.revoked(ctx, s.now(), ref)
 	if err != nil {
 		return nil, err
 	}
-	pt.state.keyRevoked = revoked
+	pt.state.keyRevoked = listed[0]
 	return pt, nil
 }
 

@@ -255,14 +255,14 @@ func TestApplyEntriesGeneration(t *testing.T) {
 		wantBump    bool
 	}{
 		{"empty delta raises the version only", nil, 5, 5, false},
-		{"an entry", []revocation.Entry{tok}, 0, 7, true},
+		{"an entry", []revocation.Entry{tok}, 7, 7, true},
 		{"an entry and a higher delta version", []revocation.Entry{tok}, 9, 9, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := bareVerifier(t)
 			gen := v.gen.Load()
-			v.applyEntries(tc.entries, tc.version)
+			v.applyEntries(tc.entries, revocation.Cursor{Version: tc.version})
 			if got := v.currentVersion(); got != tc.wantVersion {
 				t.Errorf("version: got %d, want %d", got, tc.wantVersion)
 			}
@@ -289,7 +289,7 @@ func TestConfirmDenialRacingSnapshot(t *testing.T) {
 		return revocation.NewSnapshotWithFilter(version, now, ids, 1, 1) // every id hits once any is in
 	}
 	v := bareVerifier(t)
-	v.listURL = srv.URL + "/revocations"
+	v.listURL, v.entryURL = srv.URL+"/revocations", srv.URL+"/revocations/{token_id}"
 	v.installSnapshot(snap(1, "other"), true)
 
 	type result struct {

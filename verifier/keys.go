@@ -215,7 +215,7 @@ func (v *Verifier) loadKeys(ctx context.Context) error {
 	defer v.keysMu.Unlock()
 	v.rev.mu.RLock()
 	for kid := range keys {
-		if _, gone := v.rev.keys[kid]; gone {
+		if v.withdrawnLocked(kid) {
 			delete(keys, kid)
 		}
 	}

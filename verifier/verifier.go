@@ -160,6 +160,7 @@ type Verifier struct {
 	jwksURL   string
 	listURL   string
 	eventsURL string
+	entryURL  string // a template: {token_id} stands for the id
 	hc        *http.Client
 	stream    *http.Client
 	log       *slog.Logger
@@ -185,11 +186,17 @@ type Verifier struct {
 	closeOnce sync.Once
 }
 
-// metadata is the part of RFC 8414 metadata the verifier reads.
+// metadata is the part of RFC 8414 metadata the verifier reads. Every URL
+// it fetches comes from here; the events and entry URLs fall back to the
+// list URL's sub-paths for issuers that predate them.
 type metadata struct {
-	Issuer            string `json:"issuer"`
-	JWKSURI           string `json:"jwks_uri"`
-	RevocationListURI string `json:"revocation_list_uri"`
+	Issuer              string `json:"issuer"`
+	JWKSURI             string `json:"jwks_uri"`
+	RevocationListURI   string `json:"revocation_list_uri"`
+	RevocationEventsURI string `json:"revocation_events_uri"`
+	// RevocationEntryURI is a URI template (RFC 6570, level 1) with the
+	// one variable {token_id}.
+	RevocationEntryURI string `json:"revocation_entry_uri"`
 }
 
 // New discovers the issuer, loads its keys and revocation snapshot, and
@@ -233,8 +240,8 @@ func (v *Verifier) start(ctx context.Context, issuer *url.URL) error {
 	if err != nil {
 		return err
 	}
-	v.jwksURL, v.listURL = md.JWKSURI, strings.TrimSuffix(md.RevocationListURI, "/")
-	v.eventsURL = v.listURL + "/events"
+	v.jwksURL, v.listURL = md.JWKSURI, md.RevocationListURI
+	v.eventsURL, v.entryURL = md.RevocationEventsURI, md.RevocationEntryURI
 	// The initial load does not count against MinRefreshInterval: a key
 	// rotated right after start is still picked up.
 	if err := v.loadKeys(ctx); err != nil {
@@ -270,8 +277,24 @@ func (v *Verifier) discover(ctx context.Context, issuer *url.URL) (metadata, err
 		if md.Issuer != v.issuer {
 			return metadata{}, fmt.Errorf("discover %s: metadata issuer %q is not %q", c, clip(md.Issuer), v.issuer)
 		}
-		for name, s := range map[string]string{"jwks_uri": md.JWKSURI, "revocation_list_uri": md.RevocationListURI} {
-			if pu, err := url.Parse(s); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		if list := strings.TrimSuffix(md.RevocationListURI, "/"); list != "" {
+			if md.RevocationEventsURI == "" {
+				md.RevocationEventsURI = list + "/events"
+			}
+			if md.RevocationEntryURI == "" {
+				md.RevocationEntryURI = list + "/{token_id}"
+			}
+		}
+		if !strings.Contains(md.RevocationEntryURI, entryVar) {
+			return metadata{}, fmt.Errorf("discover %s: metadata revocation_entry_uri %q lacks %s", c, clip(md.RevocationEntryURI), entryVar)
+		}
+		for name, s := range map[string]string{
+			"jwks_uri":              md.JWKSURI,
+			"revocation_list_uri":   md.RevocationListURI,
+			"revocation_events_uri": md.RevocationEventsURI,
+			"revocation_entry_uri":  strings.Replace(md.RevocationEntryURI, entryVar, "x", 1),
+		} {
+			if pu, err := url.Parse(s); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" && name == "revocation_list_uri" {
 				return metadata{}, fmt.Errorf("discover %s: metadata %s %q is not an http(s) URL", c, name, clip(s))
 			}
 		}
@@ -376,8 +399,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 func (v *Verifier) withdrawn(kid string) bool {
 	v.rev.mu.RLock()
 	defer v.rev.mu.RUnlock()
-	_, ok := v.rev.keys[kid]
-	return ok
+	return v.withdrawnLocked(kid)
 }
 
 func (v *Verifier) checkTimes(c *Claims, now time.Time) error {
