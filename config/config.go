@@ -51,7 +51,7 @@ type Store struct {
 // Keys configures signing keys.
 type Keys struct {
 	Dir            string        `mapstructure:"dir"`
-	Algorithm      string        `mapstructure:"algorithm"` // EdDSA, ES256, RS256
+	Algorithm      string        `mapstructure:"algorithm"` // ES256 (default), EdDSA, RS256
 	PublishDelay   time.Duration `mapstructure:"publish_delay"`
 	RotationPeriod time.Duration `mapstructure:"rotation_period"` // 0 = no automatic rotation
 }
@@ -113,7 +113,7 @@ func Default() Config {
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
 			Dir:          "keys",
-			Algorithm:    "EdDSA",
+			Algorithm:    "ES256",
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{

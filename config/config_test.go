@@ -34,7 +34,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"store.driver", c.Store.Driver, "sqlite"},
 		{"store.dsn", c.Store.DSN, "data/signet.db"},
 		{"keys.dir", c.Keys.Dir, "keys"},
-		{"keys.algorithm", c.Keys.Algorithm, "EdDSA"},
+		{"keys.algorithm", c.Keys.Algorithm, "ES256"},
 		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
 		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},

@@ -37,8 +37,8 @@ func TestJWKS(t *testing.T) {
 		Keys []map[string]any `json:"keys"`
 	}
 	r.decode(t, &set)
-	if len(set.Keys) == 0 || set.Keys[0]["kid"] == nil || set.Keys[0]["use"] != "sig" || set.Keys[0]["alg"] != "EdDSA" {
-		t.Errorf("keys: got %v, want kid, use sig, alg EdDSA", set.Keys)
+	if len(set.Keys) == 0 || set.Keys[0]["kid"] == nil || set.Keys[0]["use"] != "sig" || set.Keys[0]["alg"] != "ES256" {
+		t.Errorf("keys: got %v, want kid, use sig, alg ES256 (the default)", set.Keys)
 	}
 	for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
 		r := e.do("GET", "/.well-known/jwks.json", header("If-None-Match", inm))
@@ -441,7 +441,7 @@ func BenchmarkMint(b *testing.B) {
 	}
 }
 
-// BenchmarkSignOnly is the signature alone (EdDSA) over a typical payload.
+// BenchmarkSignOnly is the signature alone (ES256, the default) over a typical payload.
 func BenchmarkSignOnly(b *testing.B) {
 	e := newEnv(b)
 	payload := must(json.Marshal(claims{
