@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -67,8 +68,9 @@ type Server struct {
 	// dummyHash is compared against when a username is unknown, so that a
 	// missing user costs the same as a wrong password.
 	dummyHash []byte
-	// metadata is the RFC 8414 document, rendered once.
-	metadata []byte
+	// metadata is the discovery document, rendered again when the JWKS
+	// changes (metadataDocument).
+	metadata atomic.Pointer[renderedMetadata]
 	// routes holds the registered route patterns: the only values of the
 	// route label of the request counter.
 	routes map[string]bool
@@ -118,9 +120,8 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		routes:    map[string]bool{},
 		proxies:   proxies,
 	}
-	s.metadata, err = json.Marshal(s.serverMetadata())
-	if err != nil {
-		return nil, fmt.Errorf("issuer: render metadata: %w", err)
+	if _, err := s.metadataDocument(); err != nil {
+		return nil, err
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
 	if s.ui, err = newUIState(cfg); err != nil {
@@ -177,6 +178,7 @@ func (s *Server) newApp() *fiber.App {
 	get("/metrics", s.metrics.handler())
 	get("/.well-known/jwks.json", s.handleJWKS)
 	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+	get("/.well-known/openid-configuration", s.handleMetadata)
 
 	post("/user-token", s.handleIssueUserToken)
 	get("/user-token", s.handleUserTokenInfo)
