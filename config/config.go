@@ -40,6 +40,10 @@ type Server struct {
 	// TrustedProxies lists proxy addresses whose X-Forwarded-For is believed
 	// for the client address in audit events and rate limits.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TLSCertFile and TLSKeyFile, both set, make the issuer serve HTTPS
+	// only, re-reading the pair when the files change.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // Store selects the storage backend.
@@ -234,6 +238,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("server.body_limit", d.Server.BodyLimit)
 	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
 	v.SetDefault("server.trusted_proxies", d.Server.TrustedProxies)
+	v.SetDefault("server.tls_cert_file", d.Server.TLSCertFile)
+	v.SetDefault("server.tls_key_file", d.Server.TLSKeyFile)
 	v.SetDefault("store.driver", d.Store.Driver)
 	v.SetDefault("store.dsn", d.Store.DSN)
 	v.SetDefault("keys.dir", d.Keys.Dir)
@@ -296,6 +302,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.PublicURL == "" || !(strings.HasPrefix(c.Server.PublicURL, "http://") || strings.HasPrefix(c.Server.PublicURL, "https://")) {
 		return fmt.Errorf("config: server.public_url %q must be an http(s) URL", c.Server.PublicURL)
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		return errors.New("config: server.tls_cert_file and server.tls_key_file must be set together")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

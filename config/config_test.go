@@ -113,6 +113,8 @@ func TestValidationErrors(t *testing.T) {
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},
 		{"log format", "log:\n  format: xml\n", "log.format"},
+		{"tls cert without key", "server:\n  tls_cert_file: /etc/tls.crt\n", "server.tls_key_file"},
+		{"tls key without cert", "server:\n  tls_key_file: /etc/tls.key\n", "server.tls_cert_file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func (c *cli) verifyCommand() *cobra.Command {
-	var issuerURL, audience string
+	var issuerURL, audience, caFile string
 	cmd := &cobra.Command{
 		Use:   "verify --issuer URL TOKEN|-",
 		Short: "Verify a token offline with the verifier package; exit 0 when valid, 1 when not",
@@ -29,7 +30,11 @@ func (c *cli) verifyCommand() *cobra.Command {
 				}
 				tok = strings.TrimSpace(string(b))
 			}
-			v, err := verifier.New(cmd.Context(), verifier.Config{IssuerURL: issuerURL, Audience: audience})
+			hc, err := httpClient(caFile, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			v, err := verifier.New(cmd.Context(), verifier.Config{IssuerURL: issuerURL, Audience: audience, HTTPClient: hc})
 			if err != nil {
 				return err
 			}
@@ -66,5 +71,6 @@ func (c *cli) verifyCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&issuerURL, "issuer", "", "issuer URL (required)")
 	cmd.Flags().StringVar(&audience, "audience", "", "require this audience")
+	cmd.Flags().StringVar(&caFile, "ca-file", caFileDefault(), "PEM file of CA certificates to trust for an https issuer, besides the system's (default: SIGNET_CA_FILE)")
 	return cmd
 }
