@@ -180,7 +180,10 @@ func TestServeRefusesBadTLSFiles(t *testing.T) {
 			_, otherKey, _ := te.ca.Issue(t)
 			tlsfilestest.WriteFile(t, te.keyFile, otherKey)
 		}, "server.tls_key_file"},
-		{"key file only", func(te *tlsEnv) { te.vars = te.vars[:1]; te.vars = append(te.vars, "SIGNET_SERVER_TLS_KEY_FILE="+te.keyFile) }, "server.tls_cert_file"},
+		{"key file only", func(te *tlsEnv) {
+			te.vars = te.vars[:1]
+			te.vars = append(te.vars, "SIGNET_SERVER_TLS_KEY_FILE="+te.keyFile)
+		}, "server.tls_cert_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			te := newTLSEnv(t)
