@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# and the browser test of the web UI.
+# the browser test of the web UI, and the interop module (interop/: other
+# JWT clients, the Kubernetes authenticator, Node.js libraries).
 #
 #   scripts/test.sh            # everything
-#   scripts/test.sh -run Foo   # extra flags go to `go test`
+#   scripts/test.sh -run Foo   # extra flags go to `go test` of the main
+#                              # module; the interop module is then left out
 #
 # PostgreSQL: uses $SIGNET_TEST_POSTGRES_DSN, else the local server at
 # 127.0.0.1:5432 (user postgres, trust auth), started when it is installed
@@ -41,7 +43,29 @@ if [ -f scripts/ui-e2e/package.json ]; then
   fi
 fi
 
+in_ci() { [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; }
+
+# The interop test's Node.js clients (jose, jsonwebtoken, jwks-rsa).
+if ! interop/node/setup.sh; then
+  if in_ci; then
+    log "could not install the interop test's Node.js clients"
+    exit 1
+  fi
+  log "interop Node.js clients missing: TestNode will be skipped"
+fi
+
 log "go vet"
 go vet ./...
 log "go test"
 go test -count=1 -timeout 15m "$@" ./...
+
+# interop/ is a module of its own (go-oidc, jwx, golang-jwt, the Kubernetes
+# API server's authenticator, and node:test with jose and jsonwebtoken),
+# kept out of signet's go.mod. It runs after the main suite, alone: its
+# first build compiles k8s.io/apiserver, the heaviest part of the run.
+if [ "$#" -eq 0 ]; then
+  log "interop: go vet and go test (real clients against the real binary)"
+  start=$(date +%s)
+  (cd interop && go vet ./... && go test -count=1 -timeout 15m ./...)
+  log "interop: done in $(( $(date +%s) - start ))s"
+fi
