@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	apiserverapi "k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/apis/apiserver/install"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	k8soidc "k8s.io/apiserver/plugin/pkg/authenticator/token/oidc"
 )
 
@@ -48,10 +47,19 @@ func kubernetesRecipe(t *testing.T, iss *issuer) []byte {
 	return []byte(recipe[:loc[0]] + ca.String() + recipe[loc[1]:])
 }
 
+// staticCA is the certificateAuthority of the configuration as the
+// authenticator's CA bundle, what kube-apiserver hands it for inline PEM
+// (dynamiccertificates.NewStaticCAContent, whose package would pull all of
+// client-go into this build).
+type staticCA string
+
+// CurrentCABundleContent implements k8soidc.CAContentProvider.
+func (c staticCA) CurrentCABundleContent() []byte { return []byte(c) }
+
 // kubernetesAuthenticator builds the API server's JWT authenticator from
 // an AuthenticationConfiguration the way kube-apiserver does with
 // --authentication-config: strict decoding into the internal type, the
-// certificateAuthority as a static CA bundle, every signing algorithm the
+// certificateAuthority as the CA bundle, every signing algorithm the
 // API server allows (kube-apiserver passes them all for this file).
 func kubernetesAuthenticator(ctx context.Context, t *testing.T, data []byte) k8soidc.AuthenticatorTokenWithHealthCheck {
 	t.Helper()
@@ -67,13 +75,9 @@ func kubernetesAuthenticator(ctx context.Context, t *testing.T, data []byte) k8s
 		t.Fatalf("decoded %T with %d jwt entries, want one AuthenticationConfiguration entry", obj, len(cfg.JWT))
 	}
 	jwtCfg := cfg.JWT[0]
-	ca, err := dynamiccertificates.NewStaticCAContent("oidc-authenticator", []byte(jwtCfg.Issuer.CertificateAuthority))
-	if err != nil {
-		t.Fatalf("certificateAuthority: %v", err)
-	}
 	authn, err := k8soidc.New(ctx, k8soidc.Options{
 		JWTAuthenticator:     jwtCfg,
-		CAContentProvider:    ca,
+		CAContentProvider:    staticCA(jwtCfg.Issuer.CertificateAuthority),
 		SupportedSigningAlgs: k8soidc.AllValidSigningAlgorithms(),
 	})
 	if err != nil {
