@@ -41,19 +41,17 @@ func (c *cli) userAddCommand() *cobra.Command {
 			if err := issuer.ValidateUser(u); err != nil {
 				return err
 			}
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				hash, err := c.newPasswordHash(cfg)
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				password, err := readPassword(c.stdin)
 				if err != nil {
 					return err
 				}
-				u.PasswordHash = hash
-				if err := st.CreateUser(cmd.Context(), u); err != nil {
-					if errors.Is(err, store.ErrConflict) {
-						return fmt.Errorf("user %q already exists", u.Username)
-					}
+				u, err := svc.CreateUser(cmd.Context(), issuer.CLI(), issuer.NewUser{
+					Username: u.Username, Password: password, Email: u.Email, Role: u.Role, Org: u.Org,
+				})
+				if err != nil {
 					return err
 				}
-				auditCLI(cmd, st, u.Org, "user.add", u.Username, "role "+role)
 				fmt.Fprintf(c.stdout, "added user %s (%s of %s)\n", u.Username, u.Role, u.Org)
 				return nil
 			})
@@ -101,16 +99,11 @@ func (c *cli) userRemoveCommand() *cobra.Command {
 		Short: "Remove a user and revoke all of their personal tokens",
 		Args:  exactArgs(1, "the username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				u, err := getUser(cmd, st, args[0])
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				u, err := svc.RemoveUser(cmd.Context(), issuer.CLI(), args[0])
 				if err != nil {
 					return err
 				}
-				now := time.Now().UTC()
-				if _, err := st.DeleteUser(cmd.Context(), u.Username, now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
-					return err
-				}
-				auditCLI(cmd, st, u.Org, "user.remove", u.Username, "personal tokens revoked")
 				fmt.Fprintf(c.stdout, "removed user %s; their personal tokens are revoked\n", u.Username)
 				return nil
 			})
@@ -130,16 +123,21 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 			if !fromStdin {
 				return usageError{"--password-stdin is required: pipe the password on standard input"}
 			}
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				hash, err := c.newPasswordHash(cfg)
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				password, err := readPassword(c.stdin)
 				if err != nil {
 					return err
 				}
-				u, err := getUser(cmd, st, args[0])
+				u, err := svc.SetPassword(cmd.Context(), issuer.CLI(), args[0], password, revoke)
 				if err != nil {
 					return err
 				}
-				return setPassword(cmd, c.stdout, st, cfg, u, hash, revoke)
+				detail := "password changed"
+				if revoke {
+					detail += "; personal tokens revoked"
+				}
+				fmt.Fprintf(c.stdout, "%s: %s\n", u.Username, detail)
+				return nil
 			})
 		},
 	}
@@ -147,26 +145,6 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke every personal token the user holds")
 	addStoreFlags(cmd)
 	return cmd
-}
-
-// setPassword stores hash as u's password, revoking u's personal tokens
-// when revoke is set, and audits the change.
-func setPassword(cmd *cobra.Command, out io.Writer, st store.Store, cfg config.Config, u store.User, hash string, revoke bool) error {
-	now := time.Now().UTC()
-	var before, expires time.Time
-	if revoke {
-		before, expires = now, now.Add(cfg.Tokens.MaxTTL)
-	}
-	if err := st.SetPassword(cmd.Context(), u.Username, hash, now, before, expires); err != nil {
-		return err
-	}
-	detail := "password changed"
-	if revoke {
-		detail += "; personal tokens revoked"
-	}
-	auditCLI(cmd, st, u.Org, "user.password", u.Username, detail)
-	fmt.Fprintf(out, "%s: %s\n", u.Username, detail)
-	return nil
 }
 
 // withStore loads the configuration and opens the store for one offline
@@ -184,23 +162,18 @@ func (c *cli) withStore(cmd *cobra.Command, fn func(cfg config.Config, st store.
 	return fn(cfg, st)
 }
 
-// newPasswordHash reads a password from stdin and hashes it under the
-// issuer's policy, so the CLI and the API refuse the same passwords.
-func (c *cli) newPasswordHash(cfg config.Config) (string, error) {
-	password, err := readPassword(c.stdin)
-	if err != nil {
-		return "", err
-	}
-	return issuer.HashPassword(password, issuer.PasswordPolicy{MinLength: cfg.Security.MinPasswordLength, BcryptCost: cfg.Security.BcryptCost})
-}
-
-// getUser looks a user up, with a plain message when there is none.
-func getUser(cmd *cobra.Command, st store.Store, name string) (store.User, error) {
-	u, err := st.GetUser(cmd.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("no user %q", name)
-	}
-	return u, err
+// withService opens the store for one offline command and hands the
+// issuer's rules over it to fn, acting as issuer.CLI(): the CLI changes
+// users and keys through the same Service as the HTTP API, so cut-offs,
+// lifetimes, the password policy and the audit trail are the same.
+func (c *cli) withService(cmd *cobra.Command, fn func(svc *issuer.Service) error) error {
+	return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
+		svc, err := issuer.NewService(issuerConfig(cfg, newLogger(cfg.Log, c.stderr)), st)
+		if err != nil {
+			return err
+		}
+		return fn(svc)
+	})
 }
 
 // readPassword reads one line from r, without its line ending.
@@ -214,15 +187,4 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
-}
-
-// auditCLI records a change made from the command line; a failure to audit
-// is reported but does not undo the change.
-func auditCLI(cmd *cobra.Command, st store.Store, org, action, target, detail string) {
-	err := st.AppendAudit(cmd.Context(), store.AuditEvent{
-		Time: time.Now().UTC(), Org: org, Actor: "cli", Action: action, Target: target, ClientIP: "local", Detail: detail,
-	})
-	if err != nil {
-		fmt.Fprintln(cmd.ErrOrStderr(), "signet: warning: audit event not recorded:", err)
-	}
 }
