@@ -26,6 +26,16 @@ type Config struct {
 	Roles      map[string]Role     `mapstructure:"roles"`
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
+	UI         UI                  `mapstructure:"ui"`
+	Gate       Gate                `mapstructure:"gate"`
+}
+
+// UI configures the web page at /ui/.
+type UI struct {
+	// DefaultPreset is the preset the page's New token form starts from;
+	// empty (or a preset beyond the user's role): every scope the user
+	// holds.
+	DefaultPreset string `mapstructure:"default_preset"`
 }
 
 // Server configures the HTTP listener.
@@ -102,6 +112,19 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json
 }
 
+// Gate configures `signet gate`, the forward-auth server beside a reverse
+// proxy.
+type Gate struct {
+	Listen    string `mapstructure:"listen"`
+	IssuerURL string `mapstructure:"issuer_url"`
+	Audience  string `mapstructure:"audience"`
+	// MaxStaleness is how long the last synced revocation list is trusted
+	// while the issuer is unreachable; past it the gate answers 503.
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+	// FailOpen keeps accepting tokens on a stale list instead.
+	FailOpen bool `mapstructure:"fail_open"`
+}
+
 // Default returns the configuration used when nothing overrides it.
 func Default() Config {
 	return Config{
@@ -147,6 +170,7 @@ func Default() Config {
 		},
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
+		Gate:    Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
 	}
 }
 
@@ -265,6 +289,12 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("security.min_password_length", d.Security.MinPasswordLength)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
+	v.SetDefault("gate.listen", d.Gate.Listen)
+	v.SetDefault("gate.issuer_url", d.Gate.IssuerURL)
+	v.SetDefault("gate.audience", d.Gate.Audience)
+	v.SetDefault("gate.max_staleness", d.Gate.MaxStaleness)
+	v.SetDefault("gate.fail_open", d.Gate.FailOpen)
 }
 
 // Validate reports the first setting that cannot work.
@@ -317,6 +347,15 @@ func (c Config) Validate() error {
 	if c.Security.MinPasswordLength < 8 {
 		return errors.New("config: security.min_password_length must be at least 8")
 	}
+	if c.Gate.Listen == "" {
+		return errors.New("config: gate.listen is empty")
+	}
+	if u := c.Gate.IssuerURL; u != "" && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		return fmt.Errorf("config: gate.issuer_url %q must be an http(s) URL", u)
+	}
+	if c.Gate.MaxStaleness <= 0 {
+		return fmt.Errorf("config: gate.max_staleness %s must be positive", c.Gate.MaxStaleness)
+	}
 	for name, r := range c.Roles {
 		if name != "admin" && name != "member" {
 			return fmt.Errorf("config: roles.%s: only admin and member exist", name)
@@ -332,6 +371,11 @@ func (c Config) Validate() error {
 			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
 				return fmt.Errorf("config: presets.%s: bad scope %q", name, s)
 			}
+		}
+	}
+	if p := c.UI.DefaultPreset; p != "" {
+		if _, ok := c.Presets[p]; !ok {
+			return fmt.Errorf("config: ui.default_preset %q: no such preset in presets", p)
 		}
 	}
 	return nil

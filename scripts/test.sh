@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# the browser test of the web UI, and the interop module (interop/: other
-# JWT clients, the Kubernetes authenticator, Node.js libraries).
+# the browser test of the web UI, the README's walkthrough run as written,
+# the gate behind real nginx and Caddy, and the interop module (interop/:
+# other JWT clients, the Kubernetes authenticator, Node.js libraries).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test` of the main
@@ -43,11 +44,39 @@ if [ -f scripts/ui-e2e/package.json ]; then
   fi
 fi
 
-in_ci() { [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; }
+# The README walkthrough test (TestREADMEWalkthrough) pastes the README's
+# blocks into bash, which call curl and jq. CI must run it, so there a
+# failed install stops the run; elsewhere the test skips itself.
+missing=()
+for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  log "installing ${missing[*]} for the README walkthrough test"
+  if ! { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; } ||
+     ! $SUDO apt-get update -qq ||
+     ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+      log "could not install ${missing[*]}, which the README walkthrough test needs"
+      exit 1
+    fi
+    log "${missing[*]} missing: TestREADMEWalkthrough will be skipped"
+  fi
+fi
 
-# The interop test's Node.js clients (jose, jsonwebtoken, jwks-rsa).
+# The gate's proxies (nginx, Caddy): the same rule as the browser.
+if ! scripts/gate-e2e/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install nginx and caddy for the gate's tests"
+    exit 1
+  fi
+  log "nginx or caddy missing: TestGateNginx and TestGateCaddy will be skipped"
+fi
+
+# The interop test's Node.js clients (jose, jsonwebtoken, jwks-rsa): the
+# same rule.
 if ! interop/node/setup.sh; then
-  if in_ci; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
     log "could not install the interop test's Node.js clients"
     exit 1
   fi

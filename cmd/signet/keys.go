@@ -112,7 +112,7 @@ func (c *cli) withKeyring(cmd *cobra.Command, fn func(cfg config.Config, kr *key
 	if err != nil {
 		return err
 	}
-	kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+	kr, err := openKeyring(cfg, newOfflineLogger(cfg.Log, c.stderr))
 	if err != nil {
 		return err
 	}
