@@ -222,7 +222,10 @@ func (k *Keyring) Ready() error {
 // Rotate adds a new key of the configured algorithm. It is published at
 // once and signs from now+PublishDelay, or at once when now is true (the
 // way out for a compromised key; tokens signed meanwhile by the old key
-// stay valid unless it is revoked).
+// stay valid unless it is revoked). With now, every key still waiting to
+// sign (state next) is withdrawn in the same change, as Revoke does, so
+// that no key rotated earlier takes over from the new one at its scheduled
+// time; such a key never signed, so no token needs revoking for it.
 func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 	// Generating (slow for RSA) happens before taking the lock.
 	key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
@@ -230,6 +233,7 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
 	}
 	var kid string
+	var withdrawn []string
 	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
 		signFrom := t
 		if !now {
@@ -240,7 +244,20 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 			return nil, nil, err
 		}
 		kid = e.kid
-		return []*entry{e}, nil, nil
+		writes := []*entry{e}
+		withdrawn = withdrawn[:0]
+		if now {
+			for _, p := range v.entries {
+				if p.revokedAt == nil && p.signFrom.After(t) {
+					w := *p
+					rt := t
+					w.revokedAt = &rt
+					writes = append(writes, &w)
+					withdrawn = append(withdrawn, p.kid)
+				}
+			}
+		}
+		return writes, nil, nil
 	})
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
@@ -248,6 +265,9 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 	info, ok := k.current().info(kid)
 	if !ok {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: key %s vanished after writing", kid)
+	}
+	for _, w := range withdrawn {
+		k.log.Warn("keys: withdrew a key waiting to sign, superseded by rotate --now", "kid", w, "by", kid)
 	}
 	k.log.Info("keys: rotated", "kid", kid, "sign_from", info.SignFrom, "state", info.State)
 	return info, nil

@@ -869,3 +869,56 @@ func TestCrashedWriteLeavesNoTemporaryKey(t *testing.T) {
 		t.Errorf("lock file after Rotate: got error %v, want it kept", err)
 	}
 }
+
+// TestRotateNowWithdrawsPendingKeys: an emergency rotation must not be
+// undone minutes later by a key rotated earlier without --now taking over
+// at its scheduled time.
+func TestRotateNowWithdrawsPendingKeys(t *testing.T) {
+	clock := newTestClock()
+	dir := t.TempDir()
+	k := openTest(t, dir, clock) // PublishDelay 10m
+	old := signingKey(t, k)
+	pending, err := k.Rotate(false)
+	if err != nil {
+		t.Fatalf("Rotate(false): %v", err)
+	}
+	clock.Advance(time.Minute)
+	pending2, err := k.Rotate(false)
+	if err != nil {
+		t.Fatalf("Rotate(false): %v", err)
+	}
+	clock.Advance(time.Minute)
+	emergency, err := k.Rotate(true)
+	if err != nil {
+		t.Fatalf("Rotate(true): %v", err)
+	}
+	for _, p := range []KeyInfo{pending, pending2} {
+		if got := infoOf(t, k, p.ID); got.State != StateRevoked {
+			t.Errorf("pending key %s: got state %s, want revoked", p.ID, got.State)
+		}
+	}
+	if got := jwksKIDs(t, k); !slices.Equal(got, []string{emergency.ID, old}) {
+		t.Errorf("JWKS kids = %v, want [%s %s] (pending keys withdrawn)", got, emergency.ID, old)
+	}
+	// Past every scheduled sign_from, the emergency key still signs, here
+	// and in a keyring that reads the directory afresh (another replica).
+	clock.Advance(time.Hour)
+	if got := signingKey(t, k); got != emergency.ID {
+		t.Errorf("after the pending keys' sign_from: signing kid = %s, want %s", got, emergency.ID)
+	}
+	other := openTest(t, dir, clock)
+	if got := signingKey(t, other); got != emergency.ID {
+		t.Errorf("another keyring: signing kid = %s, want %s", got, emergency.ID)
+	}
+	// A plain rotation is unchanged: it leaves pending keys alone.
+	next1, err := k.Rotate(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Rotate(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := infoOf(t, k, next1.ID); got.State != StateNext {
+		t.Errorf("a rotation without now withdrew pending key %s: state %s", next1.ID, got.State)
+	}
+}
