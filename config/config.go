@@ -112,7 +112,7 @@ func Default() Config {
 		},
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
-			Dir:          "keys",
+			Dir:          "data/keys",
 			Algorithm:    "EdDSA",
 			PublishDelay: 10 * time.Minute,
 		},

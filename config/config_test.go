@@ -33,7 +33,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"server.public_url", c.Server.PublicURL, "http://localhost:8080"},
 		{"store.driver", c.Store.Driver, "sqlite"},
 		{"store.dsn", c.Store.DSN, "data/signet.db"},
-		{"keys.dir", c.Keys.Dir, "keys"},
+		{"keys.dir", c.Keys.Dir, "data/keys"},
 		{"keys.algorithm", c.Keys.Algorithm, "EdDSA"},
 		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
@@ -57,7 +57,7 @@ func TestRepositoryConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the shipped config.yaml does not load: %v", err)
 	}
-	if c.Server.Listen != ":8080" || c.Store.Driver != "sqlite" || c.Keys.Dir != "keys" {
+	if c.Server.Listen != ":8080" || c.Store.Driver != "sqlite" || c.Keys.Dir != "data/keys" {
 		t.Fatalf("shipped config.yaml differs from the contract defaults: %+v", c)
 	}
 }

@@ -408,6 +408,27 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// prepareDir creates dir (and its parents) with mode 0700 when it is
+// missing, and refuses an existing one that group or other may access:
+// whoever may list or write the directory may read key names, swap a key
+// file or plant one, whatever the files' own modes.
+func prepareDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keys: create directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("keys: stat %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("keys: %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("keys: directory %s: %w: mode %04o lets group or other access it; want 0700 (chmod 700 %s)", dir, ErrInsecureFile, perm, dir)
+	}
+	return nil
+}
+
 // scanDir lists the key files in dir with their stats. It refuses files that
 // group or other may access and anything under a key name that is not a
 // regular file.

@@ -25,8 +25,10 @@ const TokenType = "at+jwt"
 
 // Defaults applied by Open to zero Config fields.
 const (
-	// DefaultDir is the key directory when Config.Dir is empty.
-	DefaultDir = "keys"
+	// DefaultDir is the key directory when Config.Dir is empty: under the
+	// working directory's data/, beside the default store, never in a
+	// source tree.
+	DefaultDir = "data/keys"
 	// DefaultAlgorithm is the algorithm of generated keys when
 	// Config.Algorithm is empty.
 	DefaultAlgorithm = "EdDSA"
@@ -57,14 +59,16 @@ var (
 	// ErrCorruptKey: a key file does not parse or does not hold a usable
 	// private key.
 	ErrCorruptKey = errors.New("keys: corrupt key file")
-	// ErrInsecureFile: a key file may be accessed by group or other.
+	// ErrInsecureFile: a key file, or the key directory, may be accessed by
+	// group or other.
 	ErrInsecureFile = errors.New("keys: insecure key file permissions")
 )
 
 // Config configures a Keyring. Zero values mean defaults.
 type Config struct {
-	// Dir holds the key files; created with mode 0700 if missing.
-	// Default "keys".
+	// Dir holds the key files; created with mode 0700 if missing (parents
+	// too). An existing directory that group or other may access is
+	// refused (ErrInsecureFile), never silently used. Default "data/keys".
 	Dir string
 	// Algorithm of generated keys: EdDSA (default), ES256 or RS256.
 	Algorithm string
@@ -131,16 +135,16 @@ type Keyring struct {
 
 // Open loads the key directory, creating it if missing. When it holds no key
 // that may sign now, Open generates one that signs at once (under the
-// directory lock, so concurrent first starts create one key). A key file
-// with group or other permissions, or one that does not parse, fails Open
-// with an error naming the file.
+// directory lock, so concurrent first starts create one key). A directory
+// or key file with group or other permissions, or a key file that does not
+// parse, fails Open with an error naming it.
 func Open(cfg Config) (*Keyring, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("keys: create directory: %w", err)
+	if err := prepareDir(cfg.Dir); err != nil {
+		return nil, err
 	}
 	k := &Keyring{cfg: cfg, log: cfg.Logger, files: map[string]*entry{}}
 	k.cur.Store(buildView(nil, cfg.Now(), cfg.MaxTTL, nil))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -921,4 +922,54 @@ func TestRotateNowWithdrawsPendingKeys(t *testing.T) {
 	if got := infoOf(t, k, next1.ID); got.State != StateNext {
 		t.Errorf("a rotation without now withdrew pending key %s: state %s", next1.ID, got.State)
 	}
+}
+
+// TestKeyDirectoryPermissions: a missing directory is created 0700 (with
+// its parents); an existing one that group or other may access is
+// refused, naming the directory and the fix, and nothing is written to it.
+func TestKeyDirectoryPermissions(t *testing.T) {
+	t.Run("created 0700", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data", "keys")
+		openTest(t, dir, newTestClock())
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o700 {
+			t.Errorf("mode of a created key directory: got %04o, want 0700", got)
+		}
+	})
+	for _, mode := range []os.FileMode{0o755, 0o750, 0o701, 0o770} {
+		t.Run(fmt.Sprintf("%04o refused", mode), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "keys")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(Config{Dir: dir, Now: newTestClock().Now})
+			if !errors.Is(err, ErrInsecureFile) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "chmod 700") {
+				t.Fatalf("got %v, want ErrInsecureFile naming %s and chmod 700", err, dir)
+			}
+			if des, _ := os.ReadDir(dir); len(des) != 0 {
+				t.Errorf("a refused directory was written to: %d entries", len(des))
+			}
+			if fi, _ := os.Stat(dir); fi.Mode().Perm() != mode {
+				t.Errorf("mode changed to %04o", fi.Mode().Perm())
+			}
+		})
+	}
+	t.Run("default is data/keys", func(t *testing.T) {
+		if DefaultDir != "data/keys" {
+			t.Errorf("DefaultDir: got %q, want data/keys", DefaultDir)
+		}
+		t.Chdir(t.TempDir())
+		if _, err := Open(Config{Now: newTestClock().Now}); err != nil {
+			t.Fatal(err)
+		}
+		if len(keyFiles(t, filepath.Join("data", "keys"))) != 1 {
+			t.Errorf("no key in data/keys")
+		}
+	})
 }
