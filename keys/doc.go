@@ -7,7 +7,9 @@
 // # Storage
 //
 // Keys live as files in one directory (keys.dir), one file per key named
-// "<kid>.json", mode 0600, in a directory created with mode 0700. A file
+// "<kid>.json", mode 0600, in a directory created with mode 0700 (default
+// "data/keys"; an existing one that group or other may access is tightened
+// to 0700 with a warning, or refused when it cannot be). A file
 // holds the private key as a JWK plus metadata:
 //
 //	{

@@ -409,10 +409,12 @@ func syncDir(dir string) error {
 }
 
 // prepareDir creates dir (and its parents) with mode 0700 when it is
-// missing, and refuses an existing one that group or other may access:
+// missing. An existing directory that group or other may access is
+// tightened to 0700 (its owner bits kept) and reported to warn, since
 // whoever may list or write the directory may read key names, swap a key
-// file or plant one, whatever the files' own modes.
-func prepareDir(dir string) error {
+// file or plant one, whatever the files' own modes; one that cannot be
+// tightened (a read-only mount, another owner) is refused.
+func prepareDir(dir string, warn func(msg string, args ...any)) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("keys: create directory %s: %w", dir, err)
 	}
@@ -423,9 +425,15 @@ func prepareDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("keys: %s is not a directory", dir)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("keys: directory %s: %w: mode %04o lets group or other access it; want 0700 (chmod 700 %s)", dir, ErrInsecureFile, perm, dir)
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
 	}
+	tight := perm &^ 0o077
+	if err := os.Chmod(dir, tight); err != nil {
+		return fmt.Errorf("keys: directory %s: %w: mode %04o lets group or other access it and it cannot be tightened (%w); want 0700 (chmod 700 %s)", dir, ErrInsecureFile, perm, err, dir)
+	}
+	warn("keys: the key directory let group or other access it; tightened it", "dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", tight))
 	return nil
 }
 

@@ -68,7 +68,9 @@ var (
 type Config struct {
 	// Dir holds the key files; created with mode 0700 if missing (parents
 	// too). An existing directory that group or other may access is
-	// refused (ErrInsecureFile), never silently used. Default "data/keys".
+	// tightened to 0700 with a warning in the log, or refused
+	// (ErrInsecureFile) when that fails; never silently used. Default
+	// "data/keys".
 	Dir string
 	// Algorithm of generated keys: EdDSA (default), ES256 or RS256.
 	Algorithm string
@@ -136,14 +138,15 @@ type Keyring struct {
 // Open loads the key directory, creating it if missing. When it holds no key
 // that may sign now, Open generates one that signs at once (under the
 // directory lock, so concurrent first starts create one key). A directory
-// or key file with group or other permissions, or a key file that does not
-// parse, fails Open with an error naming it.
+// that group or other may access is tightened to 0700 with a warning (and
+// refused when it cannot be); a key file they may access, or one that does
+// not parse, fails Open with an error naming the file.
 func Open(cfg Config) (*Keyring, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareDir(cfg.Dir); err != nil {
+	if err := prepareDir(cfg.Dir, cfg.Logger.Warn); err != nil {
 		return nil, err
 	}
 	k := &Keyring{cfg: cfg, log: cfg.Logger, files: map[string]*entry{}}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -926,7 +927,8 @@ func TestRotateNowWithdrawsPendingKeys(t *testing.T) {
 
 // TestKeyDirectoryPermissions: a missing directory is created 0700 (with
 // its parents); an existing one that group or other may access is
-// refused, naming the directory and the fix, and nothing is written to it.
+// tightened to 0700 with a warning naming it, or refused with the fix when
+// it cannot be.
 func TestKeyDirectoryPermissions(t *testing.T) {
 	t.Run("created 0700", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data", "keys")
@@ -940,7 +942,7 @@ func TestKeyDirectoryPermissions(t *testing.T) {
 		}
 	})
 	for _, mode := range []os.FileMode{0o755, 0o750, 0o701, 0o770} {
-		t.Run(fmt.Sprintf("%04o refused", mode), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%04o tightened with a warning", mode), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "keys")
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -948,18 +950,26 @@ func TestKeyDirectoryPermissions(t *testing.T) {
 			if err := os.Chmod(dir, mode); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Open(Config{Dir: dir, Now: newTestClock().Now})
-			if !errors.Is(err, ErrInsecureFile) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "chmod 700") {
-				t.Fatalf("got %v, want ErrInsecureFile naming %s and chmod 700", err, dir)
+			var logged bytes.Buffer
+			_, err := Open(Config{Dir: dir, Now: newTestClock().Now, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
 			}
-			if des, _ := os.ReadDir(dir); len(des) != 0 {
-				t.Errorf("a refused directory was written to: %d entries", len(des))
+			if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+				t.Errorf("mode after Open: got %04o, want 0700", fi.Mode().Perm())
 			}
-			if fi, _ := os.Stat(dir); fi.Mode().Perm() != mode {
-				t.Errorf("mode changed to %04o", fi.Mode().Perm())
+			if out := logged.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, dir) || !strings.Contains(out, fmt.Sprintf("was=%04o", mode)) {
+				t.Errorf("got log %q, want a warning naming %s and mode %04o", out, dir, mode)
 			}
 		})
 	}
+	t.Run("refused when it cannot be tightened", func(t *testing.T) {
+		// /proc/self is a directory of mode 0555 that nobody, root
+		// included, may chmod.
+		if _, err := Open(Config{Dir: "/proc/self", Now: newTestClock().Now}); !errors.Is(err, ErrInsecureFile) || !strings.Contains(err.Error(), "chmod 700 /proc/self") {
+			t.Fatalf("got %v, want ErrInsecureFile naming the fix", err)
+		}
+	})
 	t.Run("default is data/keys", func(t *testing.T) {
 		if DefaultDir != "data/keys" {
 			t.Errorf("DefaultDir: got %q, want data/keys", DefaultDir)
