@@ -37,12 +37,16 @@ func (c *cli) tokenCommand() *cobra.Command {
 		if base == "" {
 			base = os.Getenv("SIGNET_URL")
 		}
-		if base == "" {
+		// The file is read when it gives the URL, and whenever --config
+		// names one: a file with mistakes is refused by every command.
+		if base == "" || c.configPath != "" {
 			cfg, err := c.loadConfig(cmd)
 			if err != nil {
 				return nil, err
 			}
-			base = cfg.Server.PublicURL
+			if base == "" {
+				base = cfg.Server.PublicURL
+			}
 		}
 		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, usageError{fmt.Sprintf("--url %q is not an http(s) URL", base)}

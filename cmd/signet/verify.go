@@ -21,6 +21,13 @@ func (c *cli) verifyCommand() *cobra.Command {
 			if issuerURL == "" {
 				return usageError{"--issuer is required"}
 			}
+			// verify needs nothing from the file, but one named with
+			// --config is checked like everywhere else.
+			if c.configPath != "" {
+				if _, err := c.loadConfig(cmd); err != nil {
+					return err
+				}
+			}
 			tok := args[0]
 			if tok == "-" {
 				b, err := io.ReadAll(io.LimitReader(c.stdin, 64<<10))
