@@ -465,13 +465,18 @@ func scanDir(dir string) (map[string]fileStat, error) {
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			return nil, fmt.Errorf("keys: %s: %w: mode %04o lets group or other access a private key; want 0600 (chmod 600 %s)", path, ErrInsecureFile, perm, path)
 		}
-		st := fileStat{size: fi.Size(), mtime: fi.ModTime()}
-		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-			st.ino = sys.Ino
-		}
-		out[name] = st
+		out[name] = statOf(fi)
 	}
 	return out, nil
+}
+
+// statOf is the identity of one version of a file.
+func statOf(fi os.FileInfo) fileStat {
+	st := fileStat{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
 }
 
 // dirLock is a held flock(2) on <dir>/.lock.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -168,6 +169,16 @@ func Open(cfg Config) (*Keyring, error) {
 // Sign signs payload, a JSON object of claims, with the current signing key
 // and returns the compact JWS and the kid. The protected header holds alg,
 // kid and typ "at+jwt".
+//
+// Before signing, the signing key's file is opened and compared (inode,
+// size, mtime) with the version loaded. Every change to a key is an atomic
+// rename, so a key withdrawn by another process (signet keys revoke, a
+// replica sharing the directory) is noticed by the first Sign after the
+// change, not at the next Reload: the directory is re-read and the token
+// is signed with the key that signs now. Opening, rather than a stat, makes
+// NFS clients revalidate with the server (close-to-open consistency). When
+// the key changed and the directory cannot be re-read, Sign fails rather
+// than sign with a key that may be withdrawn.
 func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
 	if !isJSONObject(payload) {
 		return "", "", errors.New("keys: sign: payload is not a JSON object")
@@ -175,6 +186,14 @@ func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
 	s := k.current().signing
 	if s == nil {
 		return "", "", fmt.Errorf("keys: sign: %w", ErrNoSigningKey)
+	}
+	if !k.onDisk(s) {
+		if _, err := k.Reload(); err != nil {
+			return "", "", fmt.Errorf("keys: sign: key %s changed on disk: %w", s.kid, err)
+		}
+		if s = k.current().signing; s == nil {
+			return "", "", fmt.Errorf("keys: sign: %w", ErrNoSigningKey)
+		}
 	}
 	// jws.Sign writes alg into the headers, so each call gets its own.
 	hdr := jws.NewHeaders()
@@ -189,6 +208,20 @@ func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
 		return "", "", fmt.Errorf("keys: sign with %s: %w", s.kid, err)
 	}
 	return string(out), s.kid, nil
+}
+
+// onDisk reports whether e's file still is the version e was loaded from.
+func (k *Keyring) onDisk(e *entry) bool {
+	f, err := os.Open(filepath.Join(k.cfg.Dir, e.name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return statOf(fi).equal(e.stat)
 }
 
 // isJSONObject reports whether b is one valid JSON object.
