@@ -83,6 +83,11 @@ type Revocation struct {
 	PollInterval      time.Duration `mapstructure:"poll_interval"`
 	MaxDelta          int           `mapstructure:"max_delta"`
 	KeepAlive         time.Duration `mapstructure:"keep_alive"`
+	// MaxStreams bounds the open event streams (GET /revocations/events).
+	MaxStreams int `mapstructure:"max_streams"`
+	// MaxStreamsPerClient bounds those of one client address (an IPv6
+	// address counts for its /64); 0: no per-client bound.
+	MaxStreamsPerClient int `mapstructure:"max_streams_per_client"`
 }
 
 // Security configures password handling and brute-force limits.
@@ -133,10 +138,12 @@ func Default() Config {
 			PruneAfter:     30 * 24 * time.Hour,
 		},
 		Revocation: Revocation{
-			FalsePositiveRate: 1e-6,
-			PollInterval:      250 * time.Millisecond,
-			MaxDelta:          10000,
-			KeepAlive:         15 * time.Second,
+			FalsePositiveRate:   1e-6,
+			PollInterval:        250 * time.Millisecond,
+			MaxDelta:            10000,
+			KeepAlive:           15 * time.Second,
+			MaxStreams:          10000,
+			MaxStreamsPerClient: 1000,
 		},
 		Security: Security{
 			BcryptCost:        10,
@@ -333,6 +340,7 @@ const (
 	minMaxTTL           = time.Second
 	maxMaxTTL           = 100 * 8760 * time.Hour
 	maxFalsePositiveRat = 0.5
+	maxStreamsLimit     = 1_000_000
 )
 
 // Validate reports every setting that cannot work, each an *Error naming
@@ -420,6 +428,12 @@ func (c Config) Validate() error {
 		bad("revocation.max_delta", "%d is out of range; want between 1 and %d", c.Revocation.MaxDelta, maxDeltaLimit)
 	}
 	between("revocation.keep_alive", c.Revocation.KeepAlive, minKeepAlive, maxKeepAlive)
+	if c.Revocation.MaxStreams < 1 || c.Revocation.MaxStreams > maxStreamsLimit {
+		bad("revocation.max_streams", "%d is out of range; want between 1 and %d", c.Revocation.MaxStreams, maxStreamsLimit)
+	}
+	if c.Revocation.MaxStreamsPerClient < 0 || c.Revocation.MaxStreamsPerClient > c.Revocation.MaxStreams {
+		bad("revocation.max_streams_per_client", "%d is out of range; want 0 (no per-client bound) up to revocation.max_streams (%d)", c.Revocation.MaxStreamsPerClient, c.Revocation.MaxStreams)
+	}
 
 	if c.Security.BcryptCost < 4 || c.Security.BcryptCost > 31 {
 		bad("security.bcrypt_cost", "%d is out of range; want between 4 and 31", c.Security.BcryptCost)

@@ -1,11 +1,9 @@
 package issuer
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +35,13 @@ type RevocationConfig struct {
 	MaxDelta int
 	// KeepAlive is the interval of SSE keep-alive comments (default 15s).
 	KeepAlive time.Duration
+	// MaxStreams bounds the open event streams (default 10000); past it a
+	// new stream is answered 429.
+	MaxStreams int
+	// MaxStreamsPerClient bounds the open event streams of one client
+	// address, an IPv6 address counting for its /64 (default 1000); past
+	// it that client is answered 429. Negative: no per-client bound.
+	MaxStreamsPerClient int
 }
 
 func (c RevocationConfig) withDefaults() RevocationConfig {
@@ -51,6 +56,12 @@ func (c RevocationConfig) withDefaults() RevocationConfig {
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 15 * time.Second
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = defaultMaxStreams
+	}
+	if c.MaxStreamsPerClient == 0 {
+		c.MaxStreamsPerClient = defaultMaxStreamsPerClient
 	}
 	return c
 }
@@ -69,6 +80,10 @@ const (
 	// defaultMaxStreams bounds concurrent SSE subscribers; each costs a
 	// goroutine and a connection.
 	defaultMaxStreams = 10000
+	// defaultMaxStreamsPerClient bounds one address's share of them: room
+	// for many verifiers behind one NAT, while one client cannot take the
+	// whole of defaultMaxStreams.
+	defaultMaxStreamsPerClient = 1000
 	// streamWriteTimeout replaces fasthttp's WriteTimeout for SSE streams:
 	// the server's deadline is meant for one response, not for a stream
 	// that lives for hours. A subscriber that stops reading for this long
@@ -100,7 +115,10 @@ type revocationFeed struct {
 	watchWarned bool          // only run's goroutine touches it
 	stopped     chan struct{} // closed when run returns; ends SSE streams
 	maxStreams  int64
-	streams     atomic.Int64
+	streams     streamHub
+	// clientOf names the client a request counts against for
+	// MaxStreamsPerClient; nil: the connection's address (IPv6 per /64).
+	clientOf func(c *fiber.Ctx) string
 
 	mu      sync.RWMutex
 	entries []revocation.Entry // live entries, ordered by Seq
@@ -155,17 +173,20 @@ func newRevocationFeed(st store.Store, cfg RevocationConfig, log *slog.Logger, n
 		now:        now,
 		nudge:      make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
-		maxStreams: defaultMaxStreams,
+		maxStreams: int64(cfg.withDefaults().MaxStreams),
 		loadErr:    errors.New("revocation list not loaded yet"),
 		changed:    make(chan struct{}),
 	}
 }
 
-// register mounts the revocation list endpoints on r.
-func (f *revocationFeed) register(r fiber.Router) {
-	r.Get("/revocations", f.handleList)
-	r.Get("/revocations/events", f.handleEvents)
-	r.Get("/revocations/:id", f.handleOne)
+// register mounts the revocation list endpoints on app. Event streams
+// take their connection over from fasthttp (KeepHijackedConns), so that an
+// idle stream holds no server goroutine or buffers.
+func (f *revocationFeed) register(app *fiber.App) {
+	app.Server().KeepHijackedConns = true
+	app.Get("/revocations", f.handleList)
+	app.Get("/revocations/events", f.handleEvents)
+	app.Get("/revocations/:id", f.handleOne)
 }
 
 // notify asks run to read the store now; it never blocks. Call it after
@@ -606,13 +627,9 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 		}
 		from, hasResume = v, true
 	}
-	entries, version, changed, err := f.view()
+	entries, version, _, err := f.view()
 	if err != nil {
 		return err
-	}
-	if n := f.streams.Add(1); n > f.maxStreams {
-		f.streams.Add(-1)
-		return rateLimited(5*time.Second, "Too many revocation event streams are open; try again shortly.")
 	}
 
 	var pending []revocation.Entry
@@ -629,99 +646,44 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
-	rc := c.Context()
-	conn := rc.Conn()
-	serverDone := rc.Done()
-	st := &eventStream{
-		feed:       f,
-		conn:       conn,
-		serverDone: serverDone,
-		last:       from,
-		version:    version,
-		pending:    pending,
-		reset:      reset,
-		changed:    changed,
+	if c.Method() == fiber.MethodHead {
+		return nil
 	}
-	rc.SetBodyStreamWriter(st.serve)
+	client := f.client(c)
+	if err := f.streams.admit(client, f.maxStreams, f.cfg.MaxStreamsPerClient); err != nil {
+		return err
+	}
+	rc := c.Context()
+	st := &eventStream{
+		feed:    f,
+		conn:    rc.Conn(),
+		client:  client,
+		chunked: rc.Request.Header.IsHTTP11(),
+		last:    from,
+		seen:    version,
+		version: version,
+		pending: pending,
+		reset:   reset,
+	}
+	st.header = streamHeader(c, st.chunked)
+	f.streams.watch(f, rc.Done())
+	// The stream runs on its own goroutine with the bare connection:
+	// fasthttp releases the request, its buffers and its worker as soon as
+	// this hijack handler returns.
+	rc.HijackSetNoResponse(true)
+	rc.Hijack(func(net.Conn) { go st.serve() })
 	return nil
 }
 
-// eventStream is one SSE subscriber.
-type eventStream struct {
-	feed       *revocationFeed
-	conn       net.Conn
-	serverDone <-chan struct{}
-	last       uint64 // the highest Seq sent (or the point resumed from)
-	version    uint64
-	pending    []revocation.Entry
-	reset      bool
-	changed    <-chan struct{}
+// client is the key a request's streams are counted under.
+func (f *revocationFeed) client(c *fiber.Ctx) string {
+	if f.clientOf != nil {
+		return f.clientOf(c)
+	}
+	return clientKey(c.Context().RemoteIP().String())
 }
 
-func (s *eventStream) serve(w *bufio.Writer) {
-	f := s.feed
-	defer f.streams.Add(-1)
-	hello, _ := json.Marshal(struct {
-		Version uint64 `json:"version"`
-	}{s.version})
-	_, _ = fmt.Fprintf(w, "retry: 1000\nevent: hello\ndata: %s\n\n", hello)
-	if s.reset {
-		_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", hello)
-	}
-	if !s.write(w, s.pending) {
-		return
-	}
-	s.pending = nil
-	keepAlive := time.NewTicker(f.cfg.KeepAlive)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-f.stopped:
-			return
-		case <-s.serverDone:
-			return
-		case <-keepAlive.C:
-			if f.ready() != nil {
-				return // a keep-alive would vouch for a list that is stale
-			}
-			_, _ = w.WriteString(": keep-alive\n\n")
-			if !s.flush(w) {
-				return
-			}
-		case <-s.changed:
-			entries, _, changed, err := f.view()
-			if err != nil {
-				return
-			}
-			s.changed = changed
-			if !s.write(w, after(entries, s.last)) {
-				return
-			}
-		}
-	}
-}
-
-// write sends entries (skipping expired ones) and flushes; false when the
-// subscriber is gone.
-func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
-	now := s.feed.now()
-	for _, e := range entries {
-		s.last = e.Seq
-		if !liveAt(e, now) {
-			continue
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			continue // cannot happen for these field types
-		}
-		_, _ = fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", e.Seq, data)
-	}
-	return s.flush(w)
-}
-
-func (s *eventStream) flush(w *bufio.Writer) bool {
-	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	}
-	return w.Flush() == nil
+// openStreams is the number of event streams being served.
+func (f *revocationFeed) openStreams() int {
+	return f.streams.open()
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
 
@@ -123,6 +124,14 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		return nil, fmt.Errorf("issuer: render metadata: %w", err)
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
+	s.feed.clientOf = func(c *fiber.Ctx) string { return clientKey(s.clientIP(c)) }
+	streams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signet_revocation_streams",
+		Help: "Open revocation event streams (GET /revocations/events): verifiers following this replica.",
+	}, func() float64 { return float64(s.feed.openStreams()) })
+	if err := m.reg.Register(streams); err != nil {
+		return nil, fmt.Errorf("issuer: register metrics: %w", err)
+	}
 	if s.ui, err = newUIState(cfg); err != nil {
 		return nil, err
 	}
