@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,6 +182,7 @@ func (s *Server) newApp() *fiber.App {
 	del := func(path string, h fiber.Handler) { s.routes[path] = true; app.Delete(path, h) }
 	put := func(path string, h fiber.Handler) { s.routes[path] = true; app.Put(path, h) }
 
+	get("/", s.handleRoot)
 	get("/healthz", s.handleHealthz)
 	get("/readyz", s.handleReadyz)
 	get("/metrics", s.metrics.handler())
@@ -212,6 +214,21 @@ func (s *Server) newApp() *fiber.App {
 	}
 	s.feed.register(app)
 	return app
+}
+
+// handleRoot sends a person who opens the issuer's address in a browser
+// (Accept: text/html) to the web page; anything else gets the JSON 404 of
+// an unknown path.
+func (s *Server) handleRoot(c *fiber.Ctx) error {
+	for _, part := range strings.Split(c.Get(fiber.HeaderAccept), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), fiber.MIMETextHTML) {
+			c.Set(fiber.HeaderVary, fiber.HeaderAccept)
+			return c.Redirect("/ui/", fiber.StatusFound)
+		}
+	}
+	c.Set(fiber.HeaderVary, fiber.HeaderAccept)
+	return fiber.ErrNotFound
 }
 
 // unknownMethodBody is the answer to a request method Fiber does not know.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -87,7 +88,7 @@ func (c *cli) keysRevokeCommand() *cobra.Command {
 				if !ok {
 					return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
 				}
-				st, err := openStore(cmd.Context(), cfg.Store)
+				st, err := c.openStore(cmd, cfg.Store)
 				if err != nil {
 					return err
 				}
@@ -121,6 +122,11 @@ func (c *cli) withKeyring(cmd *cobra.Command, fn func(cfg config.Config, kr *key
 	if err != nil {
 		return err
 	}
+	dir := cfg.Keys.Dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	fmt.Fprintf(c.stderr, "signet: keys dir %s\n", dir)
 	kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
 	if err != nil {
 		return err
