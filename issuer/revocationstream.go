@@ -33,6 +33,17 @@ type streamHub struct {
 	count     int                       // admitted ones
 	watching  bool
 	closing   atomic.Bool // the feed stopped or the server shuts down
+	// frames caches the encoded events of the last range a stream sent:
+	// streams that follow the log live all send the same range, so each
+	// new entry is encoded once, not once per stream.
+	frames atomic.Pointer[encodedFrames]
+}
+
+// encodedFrames are the events of the entries after from up to version.
+type encodedFrames struct {
+	from, version uint64
+	last          uint64 // the Seq of the last entry in the range
+	bytes         []byte
 }
 
 // errTooManyStreams and errTooManyClientStreams are the refusals of admit.
@@ -163,6 +174,8 @@ type eventStream struct {
 	pending []revocation.Entry
 	reset   bool
 	junk    int // bytes the client sent after its request
+	// writeDeadline is the connection's write deadline as last set.
+	writeDeadline time.Time
 }
 
 // maxStreamJunk is how much a subscriber may send after its request (it
@@ -243,24 +256,19 @@ func (s *eventStream) serve() {
 		}
 		entries, version, _, err := f.view()
 		if err != nil {
-			return // a stream must not vouch for a stale list
+			s.end() // a stream must not vouch for a stale list
+			return
 		}
 		if version != s.seen {
 			s.seen = version
-			if news := after(entries, s.last); len(news) > 0 {
-				buf := streamBuffers.Get().(*bytes.Buffer)
-				buf.Reset()
-				s.frames(buf, news)
-				ok := s.send(nil, buf)
-				streamBuffers.Put(buf)
-				if !ok {
-					return
-				}
+			if !s.sendNews(entries, version) {
+				return
 			}
 		}
 		if now := time.Now(); !now.Before(nextKeepAlive) {
 			if f.ready() != nil {
-				return // a keep-alive would vouch for a list that is stale
+				s.end() // a keep-alive would vouch for a list that is stale
+				return
 			}
 			if !s.sendString(": keep-alive\n\n") {
 				return
@@ -282,6 +290,33 @@ func (s *eventStream) serve() {
 			return
 		}
 	}
+}
+
+// sendNews sends the entries after s.last of the log at version, from the
+// hub's cache when another stream encoded the same range.
+func (s *eventStream) sendNews(entries []revocation.Entry, version uint64) bool {
+	h := &s.feed.streams
+	if c := h.frames.Load(); c != nil && c.from == s.last && c.version == version {
+		s.last = c.last
+		return s.sendBytes(c.bytes)
+	}
+	news := after(entries, s.last)
+	if len(news) == 0 {
+		return true
+	}
+	from := s.last
+	buf := new(bytes.Buffer)
+	s.frames(buf, news)
+	h.frames.Store(&encodedFrames{from: from, version: version, last: s.last, bytes: buf.Bytes()})
+	return s.sendBytes(buf.Bytes())
+}
+
+// sendBytes sends body, which is shared and must not change, as one chunk.
+func (s *eventStream) sendBytes(body []byte) bool {
+	if len(body) == 0 {
+		return true
+	}
+	return s.write(nil, body)
 }
 
 // versionMoved reports whether the list version differs from the one last
@@ -314,7 +349,11 @@ func (s *eventStream) frames(buf *bytes.Buffer, entries []revocation.Entry) {
 // send writes head (if any) and body as one chunk; false when the
 // subscriber is gone or stopped reading for streamWriteTimeout.
 func (s *eventStream) send(head []byte, body *bytes.Buffer) bool {
-	if len(head) == 0 && body.Len() == 0 {
+	return s.write(head, body.Bytes())
+}
+
+func (s *eventStream) write(head, body []byte) bool {
+	if len(head) == 0 && len(body) == 0 {
 		return true
 	}
 	var out net.Buffers
@@ -322,15 +361,24 @@ func (s *eventStream) send(head []byte, body *bytes.Buffer) bool {
 		out = append(out, head)
 	}
 	var size [20]byte
-	if s.chunked && body.Len() > 0 {
-		out = append(out, append(strconv.AppendInt(size[:0], int64(body.Len()), 16), '\r', '\n'), body.Bytes(), []byte("\r\n"))
-	} else if body.Len() > 0 {
-		out = append(out, body.Bytes())
+	if s.chunked && len(body) > 0 {
+		out = append(out, append(strconv.AppendInt(size[:0], int64(len(body)), 16), '\r', '\n'), body, crlf)
+	} else if len(body) > 0 {
+		out = append(out, body)
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	// A write may wait for a slow reader up to streamWriteTimeout; the
+	// deadline is moved only once half of it has passed, which saves a
+	// timer change per event on thousands of streams.
+	if now := time.Now(); s.writeDeadline.Sub(now) < streamWriteTimeout/2 {
+		s.writeDeadline = now.Add(streamWriteTimeout)
+		_ = s.conn.SetWriteDeadline(s.writeDeadline)
+	}
 	_, err := out.WriteTo(s.conn)
 	return err == nil
 }
+
+// crlf ends a chunk.
+var crlf = []byte("\r\n")
 
 func (s *eventStream) sendString(text string) bool {
 	buf := streamBuffers.Get().(*bytes.Buffer)

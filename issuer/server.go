@@ -182,7 +182,9 @@ func (s *Server) newApp() *fiber.App {
 	del := func(path string, h fiber.Handler) { s.routes[path] = true; app.Delete(path, h) }
 	put := func(path string, h fiber.Handler) { s.routes[path] = true; app.Put(path, h) }
 
-	get("/", s.handleRoot)
+	// Not in s.routes: Fiber reports "/" as the route of unmatched paths
+	// too, which must keep their one "unmatched" label.
+	app.Get("/", s.handleRoot)
 	get("/healthz", s.handleHealthz)
 	get("/readyz", s.handleReadyz)
 	get("/metrics", s.metrics.handler())
