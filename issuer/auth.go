@@ -20,15 +20,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-// principal is an authenticated caller.
-type principal struct {
-	User store.User
-	// Scopes are the patterns the user's role holds.
-	Scopes []string
-	// Session is set when a web-UI session cookie, not a password in
-	// this request, authenticated the caller.
-	Session bool
-}
+// principal (service.go) is an authenticated caller.
 
 func (p *principal) isAdmin() bool { return p.User.Role == store.RoleAdmin }
 

@@ -182,6 +182,19 @@ func TestOwnerChangedWhileIssuing(t *testing.T) {
 				if len(evs) != 1 || !strings.HasPrefix(evs[0].Detail, "withheld") || evs[0].ClientIP == "" || evs[0].Actor == "" {
 					t.Errorf("audit of the withheld token: got %+v, want one token.revoke event with actor and client address", evs)
 				}
+				// A refused call is no change: only the original's creation
+				// and the withholding are in the audit log.
+				all, err := e.st.ListAudit(context.Background(), store.AuditFilter{Org: "acme"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range all {
+					switch {
+					case ev.Action == "token.revoke" || (ev.Action == "token.create" && ev.Target == orig.TokenID):
+					case strings.HasPrefix(ev.Action, "token."):
+						t.Errorf("a refused %s left the audit event %s %s (%s)", call.name, ev.Action, ev.Target, ev.Detail)
+					}
+				}
 				recs, err := e.st.ListTokens(context.Background(), store.TokenFilter{Org: "acme", Owner: "bob", Now: e.clock.Now()})
 				if err != nil {
 					t.Fatal(err)

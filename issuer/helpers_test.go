@@ -322,6 +322,7 @@ type createdTokenJSON struct {
 	Description  string   `json:"description"`
 	Type         string   `json:"type"`
 	User         string   `json:"user"`
+	UserID       string   `json:"user_id"`
 	Organization string   `json:"organization_name"`
 	Scopes       []string `json:"scopes"`
 	CreatedBy    string   `json:"created_by"`
@@ -368,4 +369,14 @@ func (e *testEnv) record(id string) store.TokenRecord {
 		e.tb.Fatalf("get token %s: %v", id, err)
 	}
 	return rec
+}
+
+// userID is a test user's id in the store.
+func (e *testEnv) userID(name string) string {
+	e.tb.Helper()
+	u, err := e.st.GetUser(context.Background(), name)
+	if err != nil {
+		e.tb.Fatalf("get user %s: %v", name, err)
+	}
+	return u.ID
 }

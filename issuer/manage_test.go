@@ -285,7 +285,7 @@ func TestPersonalTokensOff(t *testing.T) {
 	t.Run("member cannot copy or regenerate", func(t *testing.T) {
 		// A personal token bob held before the switch (written straight
 		// to the store, as an earlier configuration would have).
-		value, rec, err := off.srv.mint(grant{Type: store.TokenPersonal, Owner: "bob", Org: "acme", Name: "old", Scopes: []string{"*"}, CreatedBy: "bob", Lifetime: time.Hour}, off.clock.Now())
+		value, rec, err := off.srv.svc.mint(grant{Type: store.TokenPersonal, Owner: "bob", OwnerID: off.userID("bob"), Org: "acme", Name: "old", Scopes: []string{"*"}, CreatedBy: "bob", Lifetime: time.Hour}, off.clock.Now())
 		if err != nil || value == "" {
 			t.Fatal(err)
 		}
@@ -514,7 +514,7 @@ func TestCopy(t *testing.T) {
 	t.Run("owner lost a scope", func(t *testing.T) {
 		narrow := newEnv(t, func(c *Config) { c.Roles = map[string][]string{"admin": {"*"}, "member": {"reports:read"}} })
 		// A token recorded under a wider role than bob holds now.
-		_, rec, err := narrow.srv.mint(grant{Type: store.TokenPersonal, Owner: "bob", Org: "acme", Name: "wide", Scopes: []string{"reports:write"}, CreatedBy: "bob", Lifetime: time.Hour}, narrow.clock.Now())
+		_, rec, err := narrow.srv.svc.mint(grant{Type: store.TokenPersonal, Owner: "bob", OwnerID: narrow.userID("bob"), Org: "acme", Name: "wide", Scopes: []string{"reports:write"}, CreatedBy: "bob", Lifetime: time.Hour}, narrow.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

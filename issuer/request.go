@@ -142,7 +142,7 @@ type expiry struct {
 
 // lifetime resolves e into a lifetime in whole seconds, counted from now
 // (already truncated to the second). def applies when neither is given.
-func (s *Server) lifetime(e expiry, def time.Duration, now time.Time) (time.Duration, error) {
+func (s *Service) lifetime(e expiry, def time.Duration, now time.Time) (time.Duration, error) {
 	inSet := len(e.In) > 0 && string(e.In) != "null"
 	switch {
 	case inSet && e.At != nil:
@@ -168,7 +168,7 @@ func (s *Server) lifetime(e expiry, def time.Duration, now time.Time) (time.Dura
 	}
 }
 
-func (s *Server) checkLifetime(d time.Duration) (time.Duration, error) {
+func (s *Service) checkLifetime(d time.Duration) (time.Duration, error) {
 	d = d.Truncate(time.Second)
 	if d <= 0 {
 		return 0, errorf(ECodeInvalid, "The lifetime must be at least one second.")

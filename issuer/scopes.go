@@ -81,7 +81,7 @@ func uncovered(held, scopes []string) (string, bool) {
 // resolveScopes turns a request's scopes or preset into the token's
 // scopes, checked against what the holder may grant. Neither given means
 // every pattern the holder holds.
-func (s *Server) resolveScopes(held []string, scopes *[]string, preset *string) ([]string, error) {
+func (s *Service) resolveScopes(held []string, scopes *[]string, preset *string) ([]string, error) {
 	var want []string
 	switch {
 	case scopes != nil && preset != nil:

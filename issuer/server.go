@@ -1,14 +1,35 @@
-// Package issuer is signet's HTTP service: it checks passwords, signs
-// access tokens, keeps the record of every token it signed, publishes the
-// signing keys (JWKS) and the revocation list, and enforces who may create,
-// see and revoke which token.
+// Package issuer is signet's issuer: it checks passwords, signs access
+// tokens, keeps the record of every token it signed, publishes the signing
+// keys (JWKS) and the revocation list, and enforces who may create, see and
+// revoke which token.
 //
-// The rules live here; persistence is a store.Store and key material is a
-// Keys. cmd/signet wires the three together:
+// The rules live in a Service, with no HTTP in it; the HTTP API is an
+// adapter over it, and the CLI's offline commands call the same Service as
+// the principal CLI(). Where each thing lives:
+//
+//	service.go         Service, Principal, the committed hook (feed, metrics, audit)
+//	service_tokens.go  token rules: visibility, creation, regenerate, copy,
+//	                   revoke, lookups, introspection (Basic and bearer)
+//	service_users.go   user rules: add, remove, password; the audit log
+//	service_keys.go    key withdrawal
+//	tokens.go          claims, minting, recording, cut-off timing, parsing values
+//	scopes.go          scope shapes, patterns, presets
+//	request.go         strict JSON bodies, lifetimes
+//	auth.go, password.go  Basic credentials, password checks, the failure limiter
+//	http_*.go          handlers: parse, call the Service, render
+//	http_error.go      the one error renderer: code → status, 401 challenges
+//	revocations.go     the published revocation list (snapshot, deltas, events)
+//	ui.go, session.go  the web UI and its sessions
+//	server.go          the Fiber app, routes, background loops
+//
+// Persistence is a store.Store and key material is a Keys. cmd/signet wires
+// the three together:
 //
 //	srv, err := issuer.New(cfg, st, keyring)
 //	go srv.Run(ctx)          // revocation feed, pruning
 //	err = srv.Serve(listener)
+//
+// and, for an offline command, svc, err := issuer.NewService(cfg, st).
 package issuer
 
 import (
@@ -75,8 +96,8 @@ type Server struct {
 	// route label of the request counter.
 	routes map[string]bool
 
-	// revIndex follows withdrawn keys and subject cut-offs (keyrevocations.go).
-	revIndex revocationIndex
+	// svc holds the rules (service*.go); the handlers call it.
+	svc *Service
 	// proxies are the trusted proxies whose X-Forwarded-For is believed.
 	proxies []netip.Prefix
 
@@ -133,6 +154,7 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	if err := m.reg.Register(streams); err != nil {
 		return nil, fmt.Errorf("issuer: register metrics: %w", err)
 	}
+	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
 	if s.ui, err = newUIState(cfg); err != nil {
 		return nil, err
 	}
@@ -289,6 +311,10 @@ func methodLabel(m string) string {
 
 // App returns the Fiber application, for tests and for mounting.
 func (s *Server) App() *fiber.App { return s.app }
+
+// Service returns the rules the server's handlers call, for callers
+// without HTTP in the same process.
+func (s *Server) Service() *Service { return s.svc }
 
 // Serve answers HTTP requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

@@ -89,8 +89,11 @@ type session struct {
 	key      sessionKey
 	CSRF     string
 	Username string
-	Org      string
-	Role     store.Role
+	// UserID is the user's id: a user created later under the same name
+	// is someone else, and the session ends.
+	UserID string
+	Org    string
+	Role   store.Role
 	// UserUpdated is the user's UpdatedAt at sign-in: a password change
 	// (or any other change to the user) moves it and ends the session.
 	UserUpdated time.Time
@@ -150,6 +153,7 @@ func (ss *sessionStore) create(u store.User) (string, session, error) {
 		Username:    u.Username,
 		Org:         u.Org,
 		Role:        u.Role,
+		UserID:      u.ID,
 		UserUpdated: u.UpdatedAt,
 		Created:     now,
 		LastUsed:    now,

@@ -275,7 +275,7 @@ func FuzzTokenRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &Server{cfg: cfg, now: func() time.Time { return testStart }}
+	s := &Service{cfg: cfg, now: func() time.Time { return testStart }}
 	f.Fuzz(func(t *testing.T, body string) {
 		check := func(err error) {
 			var e *Error
@@ -419,10 +419,11 @@ func BenchmarkUserTokenIssue(b *testing.B) {
 		if err := decodeJSON("application/json", body, &req); err != nil {
 			b.Fatal(err)
 		}
-		value, rec, err := e.srv.issueUserToken(ctx, p, req, "192.0.2.1")
+		iss, err := e.srv.svc.IssueUserToken(ctx, p, req.issueRequest())
 		if err != nil {
 			b.Fatal(err)
 		}
+		value, rec := iss.Value, iss.Record
 		if _, err := json.Marshal(userTokenResponse{UserToken: value, TokenID: rec.ID, ExpireTime: rec.ExpiresAt.Format(expireTimeLayout), ExpiresAt: rec.ExpiresAt.Format(time.RFC3339)}); err != nil {
 			b.Fatal(err)
 		}
@@ -432,10 +433,10 @@ func BenchmarkUserTokenIssue(b *testing.B) {
 // BenchmarkMint is the issue path without the store write.
 func BenchmarkMint(b *testing.B) {
 	e := newEnv(b)
-	g := grant{Type: store.TokenPersonal, Owner: "bob", Org: "acme", Scopes: []string{"reports:read"}, CreatedBy: "bob", Lifetime: time.Hour}
+	g := grant{Type: store.TokenPersonal, Owner: "bob", OwnerID: e.userID("bob"), Org: "acme", Scopes: []string{"reports:read"}, CreatedBy: "bob", Lifetime: time.Hour}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := e.srv.mint(g, testStart); err != nil {
+		if _, _, err := e.srv.svc.mint(g, testStart); err != nil {
 			b.Fatal(err)
 		}
 	}

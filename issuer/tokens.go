@@ -63,6 +63,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 type grant struct {
 	Type        store.TokenType
 	Owner       string // username for personal tokens, "" for administrative
+	OwnerID     string // the owner's user id for personal tokens
 	Org         string
 	Name        string
 	Description string
@@ -74,9 +75,6 @@ type grant struct {
 	// authorized (zero for administrative tokens): if the owner changes
 	// before the token is recorded, the token is withheld (ownerUnchanged).
 	OwnerUpdated time.Time
-	// Client is the request's client address, for the audit event of a
-	// withheld token.
-	Client string
 }
 
 // tokenIDEncoding spells token ids in lower-case base32: URL-safe, selectable
@@ -95,7 +93,10 @@ func newTokenID() (string, error) {
 
 // mint signs a token for g issued at now and returns its value and record;
 // nothing is stored yet.
-func (s *Server) mint(g grant, now time.Time) (string, store.TokenRecord, error) {
+func (s *Service) mint(g grant, now time.Time) (string, store.TokenRecord, error) {
+	if s.keys == nil {
+		return "", store.TokenRecord{}, errors.New("sign token: this service has no signing keys")
+	}
 	id, err := newTokenID()
 	if err != nil {
 		return "", store.TokenRecord{}, err
@@ -135,6 +136,7 @@ func (s *Server) mint(g grant, now time.Time) (string, store.TokenRecord, error)
 		Description: g.Description,
 		Type:        g.Type,
 		Owner:       g.Owner,
+		OwnerID:     g.OwnerID,
 		Org:         g.Org,
 		Subject:     subject,
 		Scopes:      scopes,
@@ -148,27 +150,27 @@ func (s *Server) mint(g grant, now time.Time) (string, store.TokenRecord, error)
 }
 
 // issue signs a token for g and records it before returning it: a token
-// this issuer does not know of never leaves it.
-func (s *Server) issue(ctx context.Context, g grant) (string, store.TokenRecord, error) {
+// this issuer does not know of never leaves it. The caller runs the
+// committed hook for it.
+func (s *Service) issue(ctx context.Context, p *Principal, g grant) (Issued, error) {
 	now, err := s.afterCutoff(ctx, g, s.now())
 	if err != nil {
-		return "", store.TokenRecord{}, err
+		return Issued{}, err
 	}
 	value, rec, err := s.mint(g, now)
 	if err != nil {
-		return "", store.TokenRecord{}, err
+		return Issued{}, err
 	}
 	if err := s.st.CreateToken(ctx, rec); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return "", store.TokenRecord{}, errorf(ECodeConflict, "A live token named %q already exists; choose another name or revoke that one.", rec.Name)
+			return Issued{}, errorf(ECodeConflict, "A live token named %q already exists; choose another name or revoke that one.", rec.Name)
 		}
-		return "", store.TokenRecord{}, fmt.Errorf("record token: %w", err)
+		return Issued{}, fmt.Errorf("record token: %w", err)
 	}
-	if err := s.ownerUnchanged(ctx, rec, g); err != nil {
-		return "", store.TokenRecord{}, err
+	if err := s.ownerUnchanged(ctx, p, rec, g); err != nil {
+		return Issued{}, err
 	}
-	s.metrics.tokensIssued.WithLabelValues(string(rec.Type)).Inc()
-	return value, rec, nil
+	return Issued{Value: value, Record: rec}, nil
 }
 
 // afterCutoff returns the time to issue a token at. iat has whole seconds
@@ -178,7 +180,7 @@ func (s *Server) issue(ctx context.Context, g grant) (string, store.TokenRecord,
 // the cut-off would be refused everywhere for its whole life. In that one
 // second the request waits for the next full second (at most a second,
 // bounded by ctx) and the token is issued then.
-func (s *Server) afterCutoff(ctx context.Context, g grant, now time.Time) (time.Time, error) {
+func (s *Service) afterCutoff(ctx context.Context, g grant, now time.Time) (time.Time, error) {
 	iat := now.Truncate(time.Second)
 	// Only an owner changed after iat can have a cut-off after it; that
 	// keeps the look-up off the usual path.
@@ -207,18 +209,18 @@ func (s *Server) afterCutoff(ctx context.Context, g grant, now time.Time) (time.
 }
 
 // ownerUnchanged runs after a personal token is recorded: if its owner was
-// removed or changed (a new password, maybe with its tokens revoked) since
-// the request was authorized, that change may have committed between the
-// authorization and the record and missed the token, so the token is
-// revoked and withheld. A change committed after this check finds the
-// record and covers it.
-func (s *Server) ownerUnchanged(ctx context.Context, rec store.TokenRecord, g grant) error {
+// removed or changed (a new password, maybe with its tokens revoked; or
+// the name taken by someone else) since the request was authorized, that
+// change may have committed between the authorization and the record and
+// missed the token, so the token is revoked and withheld. A change
+// committed after this check finds the record and covers it.
+func (s *Service) ownerUnchanged(ctx context.Context, p *Principal, rec store.TokenRecord, g grant) error {
 	if rec.Type != store.TokenPersonal {
 		return nil
 	}
 	u, err := s.st.GetUser(ctx, rec.Owner)
 	switch {
-	case err == nil && u.UpdatedAt.Equal(g.OwnerUpdated) && u.Org == rec.Org:
+	case err == nil && u.UpdatedAt.Equal(g.OwnerUpdated) && u.Org == rec.Org && u.ID == rec.OwnerID:
 		return nil
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		err = fmt.Errorf("confirm token owner: %w", err)
@@ -230,88 +232,15 @@ func (s *Server) ownerUnchanged(ctx context.Context, rec store.TokenRecord, g gr
 		// The value never leaves this process, so nobody holds the token.
 		s.log.Error("revoking a withheld token failed", "token_id", rec.ID, "err", rerr)
 	} else {
-		s.feed.notify()
-		s.appendAudit(ctx, store.AuditEvent{
-			Org: rec.Org, Actor: rec.CreatedBy, Action: "token.revoke", Target: rec.ID, ClientIP: g.Client, Detail: reason,
-		})
+		s.committed(ctx, p, change{org: rec.Org, action: "token.revoke", target: rec.ID, detail: reason, revoked: "withheld"})
 	}
 	return err
-}
-
-// tokenMetadata is how a token is shown; never with its value.
-type tokenMetadata struct {
-	TokenID      string   `json:"token_id"`
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
-	Type         string   `json:"type"`
-	User         string   `json:"user"`
-	Organization string   `json:"organization_name"`
-	Scopes       []string `json:"scopes"`
-	CreatedBy    string   `json:"created_by"`
-	IssuedAt     string   `json:"issued_at"`
-	ExpiresAt    string   `json:"expires_at"`
-	ExpireTime   string   `json:"expire_time"`
-	Active       bool     `json:"active"`
-	Revoked      bool     `json:"revoked"`
-	RevokedAt    *string  `json:"revoked_at"`
-	Expired      bool     `json:"expired"`
-	ReplacedBy   string   `json:"replaced_by"`
-	ParentID     string   `json:"parent_id"`
 }
 
 // tokenState is what a token record alone does not say: whether its
 // signing key was withdrawn.
 type tokenState struct {
 	keyRevoked bool
-}
-
-func (s *Server) metadataOf(r store.TokenRecord, st tokenState) tokenMetadata {
-	now := s.now()
-	expired := !now.Before(r.ExpiresAt)
-	revoked := r.RevokedAt != nil || st.keyRevoked
-	m := tokenMetadata{
-		TokenID:      r.ID,
-		Name:         r.Name,
-		Description:  r.Description,
-		Type:         string(r.Type),
-		User:         r.Owner,
-		Organization: r.Org,
-		Scopes:       r.Scopes,
-		CreatedBy:    r.CreatedBy,
-		IssuedAt:     r.IssuedAt.UTC().Format(time.RFC3339),
-		ExpiresAt:    r.ExpiresAt.UTC().Format(time.RFC3339),
-		ExpireTime:   r.ExpiresAt.UTC().Format(expireTimeLayout),
-		Active:       !expired && !revoked,
-		Revoked:      revoked,
-		Expired:      expired,
-		ReplacedBy:   r.ReplacedBy,
-		ParentID:     r.ParentID,
-	}
-	if m.Scopes == nil {
-		m.Scopes = []string{}
-	}
-	if r.RevokedAt != nil {
-		t := r.RevokedAt.UTC().Format(time.RFC3339)
-		m.RevokedAt = &t
-	}
-	return m
-}
-
-// visible reports whether p may see and manage r: org admins every token of
-// their org, members their own personal tokens.
-func visible(p *principal, r store.TokenRecord) bool {
-	if r.Org != p.User.Org {
-		return false
-	}
-	return p.isAdmin() || (r.Type == store.TokenPersonal && r.Owner == p.User.Username)
-}
-
-// mayCreate refuses members when personal tokens are turned off.
-func (s *Server) mayCreate(p *principal) error {
-	if !s.cfg.PersonalTokens && !p.isAdmin() {
-		return errorf(ECodeForbidden, "Personal tokens are turned off here; only organization admins create tokens.")
-	}
-	return nil
 }
 
 // parsedToken is a token value this issuer signed, with its record.
@@ -330,7 +259,7 @@ var errNotOurToken = errorf(ECodeInvalidToken, "The token is malformed or was no
 // parseToken checks a token value's signature and finds its record. A
 // value that is malformed, tampered with, signed by another issuer, or
 // unknown to the store while unexpired is errNotOurToken.
-func (s *Server) parseToken(ctx context.Context, value string) (*parsedToken, error) {
+func (s *Service) parseToken(ctx context.Context, value string) (*parsedToken, error) {
 	if value == "" || len(value) > maxTokenLen {
 		return nil, errNotOurToken
 	}
@@ -354,6 +283,9 @@ func (s *Server) parseToken(ctx context.Context, value string) (*parsedToken, er
 		}
 		rec = recordFromClaims(cl, kid)
 		pt.pruned = true
+		if err := s.ownerOfPruned(ctx, &rec); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, fmt.Errorf("look up token: %w", err)
 	case rec.Org != cl.Org || rec.Subject != cl.Subject:
@@ -384,4 +316,24 @@ func recordFromClaims(cl claims, kid string) store.TokenRecord {
 		r.Owner = cl.Subject
 	}
 	return r
+}
+
+// ownerOfPruned finds whose a pruned personal token was: the user who holds
+// its subject's name, if they existed in the second it was issued in (names
+// are unique at any one time, so it was theirs); otherwise nobody's now.
+func (s *Service) ownerOfPruned(ctx context.Context, rec *store.TokenRecord) error {
+	if rec.Type != store.TokenPersonal {
+		return nil
+	}
+	u, err := s.st.GetUser(ctx, rec.Owner)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up token owner: %w", err)
+	}
+	if u.Org == rec.Org && u.CreatedAt.Before(rec.IssuedAt.Add(time.Second)) {
+		rec.OwnerID = u.ID
+	}
+	return nil
 }

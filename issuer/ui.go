@@ -98,10 +98,8 @@ func newUIState(cfg Config) (*uiState, error) {
 	return ui, nil
 }
 
-// mountUI registers the UI's routes on app. It must run before the API
-// routes are registered, because uiChallenge wraps them.
+// mountUI registers the UI's routes on app.
 func (s *Server) mountUI(app *fiber.App) {
-	app.Use(s.uiChallenge)
 	g := app.Group("/ui", s.uiHeaders)
 	route := func(method, p string, h fiber.Handler) {
 		s.routes["/ui"+p] = true
@@ -125,24 +123,6 @@ func (s *Server) uiHeaders(c *fiber.Ctx) error {
 	c.Set("Cross-Origin-Resource-Policy", "same-origin")
 	c.Set(fiber.HeaderPermissionsPolicy, "camera=(), microphone=(), geolocation=(), payment=()")
 	return c.Next()
-}
-
-// uiChallenge keeps browsers from popping up their Basic-auth dialog: a
-// 401 to a request authenticated by the session cookie (and not by an
-// Authorization header) goes out without WWW-Authenticate: Basic, and the
-// page shows its own sign-in form. Credentials typed into that dialog
-// would be cached by the browser and sent with later requests, which the
-// CSRF check does not cover.
-func (s *Server) uiChallenge(c *fiber.Ctx) error {
-	err := c.Next()
-	if err == nil || c.Get(fiber.HeaderAuthorization) != "" || c.Cookies(sessionCookie) == "" {
-		return err
-	}
-	if herr := s.handleError(c, err); herr != nil {
-		return herr
-	}
-	c.Response().Header.Del(fiber.HeaderWWWAuthenticate)
-	return nil
 }
 
 // handleUIIndex serves the page, redirecting /ui to /ui/ so that the
@@ -207,6 +187,7 @@ type loginRequest struct {
 // handleUILogin checks the password with the issuer's own check (its
 // rate limits and its audit of failures included) and starts a session.
 func (s *Server) handleUILogin(c *fiber.Ctx) error {
+	setChallenge(c, challengeNone) // the page's own sign-in form
 	// Only a JSON body: an HTML form on another site cannot send one, so
 	// nobody can be signed in to an account of someone else's choosing.
 	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
@@ -223,14 +204,10 @@ func (s *Server) handleUILogin(c *fiber.Ctx) error {
 		return errorf(ECodeInvalid, "Both a username and a password are required.")
 	}
 	if len(req.Username) > maxAuthUsername || strings.ContainsFunc(req.Username, isControl) {
-		return s.uiUnauthorized(c, "The username or password is wrong.")
+		return errorf(ECodeUnauthorized, "The username or password is wrong.")
 	}
 	p, err := s.checkPassword(c, req.Username, req.Password)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Code == ECodeUnauthorized {
-			return s.uiUnauthorized(c, e.Message)
-		}
 		return err
 	}
 	// A new id at every sign-in: an id planted before sign-in (session
@@ -276,10 +253,6 @@ func (s *Server) handleUILogout(c *fiber.Ctx) error {
 func (s *Server) handleUISession(c *fiber.Ctx) error {
 	sess, u, err := s.liveSession(c)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Code == ECodeUnauthorized {
-			return s.uiUnauthorized(c, e.Message)
-		}
 		return err
 	}
 	return c.JSON(s.sessionViewOf(sess, u))
@@ -316,7 +289,7 @@ type uiConfig struct {
 
 // handleUIConfig answers the caller's view of the issuer's settings.
 func (s *Server) handleUIConfig(c *fiber.Ctx) error {
-	p, err := s.authenticate(c)
+	p, err := s.caller(c)
 	if err != nil {
 		return err
 	}
@@ -373,6 +346,7 @@ var errNoSession = errorf(ECodeUnauthorized, "Your session has ended; sign in ag
 // user still exists unchanged; a removed user or a changed password (any
 // change to the user) ends the session.
 func (s *Server) liveSession(c *fiber.Ctx) (session, store.User, error) {
+	setChallenge(c, challengeNone) // authenticated by the cookie, not Basic
 	id := c.Cookies(sessionCookie)
 	sess, ok := s.ui.sessions.use(id)
 	if !ok {
@@ -387,7 +361,7 @@ func (s *Server) liveSession(c *fiber.Ctx) (session, store.User, error) {
 		return session{}, store.User{}, errNoSession
 	case err != nil:
 		return session{}, store.User{}, fmt.Errorf("session: load user: %w", err)
-	case !u.UpdatedAt.Equal(sess.UserUpdated) || u.Org != sess.Org:
+	case !u.UpdatedAt.Equal(sess.UserUpdated) || u.Org != sess.Org || u.ID != sess.UserID:
 		s.ui.sessions.end(id)
 		s.clearSessionCookie(c)
 		return session{}, store.User{}, errNoSession
@@ -437,10 +411,4 @@ func (s *Server) clearSessionCookie(c *fiber.Ctx) {
 		Secure:   s.ui.secure,
 		SameSite: fiber.CookieSameSiteStrictMode,
 	})
-}
-
-// uiUnauthorized answers 401 in the usual error shape but without the
-// Basic challenge, which would make the browser show its own dialog.
-func (s *Server) uiUnauthorized(c *fiber.Ctx, message string) error {
-	return c.Status(fiber.StatusUnauthorized).JSON(errorBody{Error: ECodeUnauthorized, Message: message})
 }

@@ -11,6 +11,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -39,8 +41,13 @@ const (
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleMember }
 
 // User is a person who trades a password for tokens. Usernames are unique
-// across the whole store (Basic auth carries no organization).
+// across the whole store (Basic auth carries no organization); a username
+// may be taken again after its user was removed, so what tokens belong to
+// is ID, which is never reused.
 type User struct {
+	// ID identifies the person for good: unique across the store and
+	// never reused. CreateUser assigns one (NewUserID) when it is empty.
+	ID           string
 	Username     string
 	Email        string
 	Org          string
@@ -56,12 +63,26 @@ func (u User) Validate() error {
 	switch {
 	case u.Username == "":
 		return errors.New("empty username")
+	case len(u.ID) > maxUserIDLen:
+		return fmt.Errorf("user %q: id longer than %d bytes", u.Username, maxUserIDLen)
 	case u.Org == "":
 		return fmt.Errorf("user %q: empty organization", u.Username)
 	case !u.Role.Valid():
 		return fmt.Errorf("user %q: unknown role %q", u.Username, u.Role)
 	}
 	return nil
+}
+
+// maxUserIDLen bounds User.ID.
+const maxUserIDLen = 64
+
+// NewUserID returns a new user id: 128 random bits in lower-case hex.
+func NewUserID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store: new user id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // TokenType says whom a token acts as.
@@ -87,9 +108,17 @@ type TokenRecord struct {
 	Description string
 	Type        TokenType
 	// Owner is the username for personal tokens and empty for
-	// administrative ones.
+	// administrative ones. It names the owner as they were called when
+	// the token was made; OwnerID says who they are.
 	Owner string
-	Org   string
+	// OwnerID is the owner's User.ID for personal tokens and empty for
+	// administrative ones. Every rule about whose token this is uses it:
+	// a new user who takes a removed user's name owns none of their
+	// tokens. Tokens recorded before user ids existed carry the id of the
+	// user who held the name then, when that user was created before the
+	// token was issued, and "" (no user's) otherwise.
+	OwnerID string
+	Org     string
 	// Subject is the JWT sub claim: the username, or "token:<id>".
 	Subject string
 	Scopes  []string
@@ -119,9 +148,9 @@ func (t TokenRecord) Validate() error {
 		return fmt.Errorf("token %s: unknown type %q", t.ID, t.Type)
 	case t.Org == "":
 		return fmt.Errorf("token %s: empty organization", t.ID)
-	case t.Type == TokenPersonal && t.Owner == "":
-		return fmt.Errorf("token %s: personal token without owner", t.ID)
-	case t.Type == TokenAdministrative && t.Owner != "":
+	case t.Type == TokenPersonal && (t.Owner == "" || t.OwnerID == ""):
+		return fmt.Errorf("token %s: personal token without owner or owner id", t.ID)
+	case t.Type == TokenAdministrative && (t.Owner != "" || t.OwnerID != ""):
 		return fmt.Errorf("token %s: administrative token with an owner", t.ID)
 	case t.IssuedAt.IsZero():
 		return fmt.Errorf("token %s: zero issue time", t.ID)
@@ -135,7 +164,8 @@ func (t TokenRecord) Validate() error {
 // TokenFilter selects tokens for ListTokens. Zero fields do not filter.
 type TokenFilter struct {
 	Org            string // required by callers in practice; empty = all orgs
-	Owner          string
+	Owner          string // the owner's username as recorded on the token
+	OwnerID        string // the owner's User.ID
 	Type           TokenType
 	IncludeRevoked bool
 	// IncludeExpired keeps tokens whose ExpiresAt has passed (relative to
@@ -216,14 +246,16 @@ type Store interface {
 	// Close releases the backend's resources.
 	Close() error
 
-	// CreateUser adds u; ErrConflict when the username exists.
+	// CreateUser adds u; ErrConflict when the username (or the ID) exists.
+	// An empty u.ID is filled with NewUserID; GetUser reads it back.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user; ErrNotFound when absent.
 	GetUser(ctx context.Context, username string) (User, error)
 	// ListUsers lists the users of org ("" = every org), by username.
 	ListUsers(ctx context.Context, org string) ([]User, error)
 	// SetPassword replaces the user's password hash. When revokeBefore is
-	// not zero, the user's personal tokens issued before it are revoked in
+	// not zero, the user's personal tokens (by owner ID; and tokens of
+	// their username that belong to no user id) issued before it are revoked in
 	// the same transaction: they are marked revoked and one RevokeSubject
 	// entry is appended to the log, expiring at revokeExpires (which must
 	// be after now) or, when a token it revokes expires later (issued
@@ -231,13 +263,14 @@ type Store interface {
 	// ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
 	// DeleteUser removes the user and, in the same transaction, marks their
-	// personal tokens revoked and appends one RevokeSubject entry with
+	// personal tokens (chosen as SetPassword's) revoked and appends one RevokeSubject entry with
 	// NotBefore=now, expiring like SetPassword's. ErrNotFound when absent.
 	DeleteUser(ctx context.Context, username string, now, revokeExpires time.Time) (Revocation, error)
 
 	// CreateToken records a newly signed token; ErrConflict on a duplicate
 	// ID, or on a duplicate non-empty Name among the live (unrevoked,
-	// unexpired at IssuedAt) tokens of the same org and owner.
+	// unexpired at IssuedAt) tokens of the same org and owner (Owner and
+	// OwnerID alike).
 	CreateToken(ctx context.Context, t TokenRecord) error
 	// GetToken returns one token record; ErrNotFound when absent.
 	GetToken(ctx context.Context, id string) (TokenRecord, error)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/issuer"
 	"github.com/signet-auth/signet/keys"
 )
 
@@ -88,26 +89,22 @@ func (c *cli) keysRevokeCommand() *cobra.Command {
 				if !ok {
 					return fmt.Errorf("no key %q in %s", args[0], cfg.Keys.Dir)
 				}
-				st, err := c.openStore(cmd, cfg.Store)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				// The store entry first: once it is durable every verifier
-				// refuses the key's tokens, even if the file change fails.
-				now := time.Now().UTC()
-				// Tokens the key signed live at most its recorded MaxTTL
-				// (which survives a later, lower tokens.max_ttl).
-				if _, err := st.RevokeKey(cmd.Context(), args[0], now, now.Add(max(info.MaxTTL, cfg.Tokens.MaxTTL))); err != nil {
-					return fmt.Errorf("record key revocation: %w", err)
-				}
-				k, err := kr.Revoke(args[0])
-				if err != nil {
-					return err
-				}
-				auditCLI(cmd, st, "", "key.revoke", k.ID, "")
-				fmt.Fprintf(c.stdout, "revoked key %s; tokens it signed no longer verify\n", k.ID)
-				return nil
+				return c.withService(cmd, func(svc *issuer.Service) error {
+					// The store entry first: once it is durable every
+					// verifier refuses the key's tokens, even if the file
+					// change fails. Tokens the key signed live at most its
+					// recorded MaxTTL (which survives a later, lower
+					// tokens.max_ttl).
+					if err := svc.WithdrawKey(cmd.Context(), issuer.CLI(), info.ID, info.MaxTTL); err != nil {
+						return err
+					}
+					k, err := kr.Revoke(info.ID)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.stdout, "revoked key %s; tokens it signed no longer verify\n", k.ID)
+					return nil
+				})
 			})
 		},
 	}

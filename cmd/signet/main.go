@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/signet-auth/signet/issuer"
 )
 
 func main() {
@@ -55,6 +57,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintln(stderr, "signet:", ee.err)
 		}
 		return ee.code
+	}
+	var ie *issuer.Error
+	if errors.As(err, &ie) {
+		// The issuer's rules speak to a person; their code is for HTTP.
+		fmt.Fprintln(stderr, "signet:", ie.Message)
+		return 1
 	}
 	fmt.Fprintln(stderr, "signet:", err)
 	if isUsageError(err) {

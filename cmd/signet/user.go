@@ -46,19 +46,17 @@ func (c *cli) userAddCommand() *cobra.Command {
 			if err := issuer.ValidateUser(u); err != nil {
 				return err
 			}
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				hash, err := c.newPasswordHash(cfg, "new user "+u.Username)
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				password, err := c.readNewPassword("new user " + u.Username)
 				if err != nil {
 					return err
 				}
-				u.PasswordHash = hash
-				if err := st.CreateUser(cmd.Context(), u); err != nil {
-					if errors.Is(err, store.ErrConflict) {
-						return fmt.Errorf("user %q already exists", u.Username)
-					}
+				u, err := svc.CreateUser(cmd.Context(), issuer.CLI(), issuer.NewUser{
+					Username: u.Username, Password: password, Email: u.Email, Role: u.Role, Org: u.Org,
+				})
+				if err != nil {
 					return err
 				}
-				auditCLI(cmd, st, u.Org, "user.add", u.Username, "role "+role)
 				fmt.Fprintf(c.stdout, "added user %s (%s of %s)\n", u.Username, u.Role, u.Org)
 				return nil
 			})
@@ -106,16 +104,11 @@ func (c *cli) userRemoveCommand() *cobra.Command {
 		Short: "Remove a user and revoke all of their personal tokens",
 		Args:  exactArgs(1, "the username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				u, err := getUser(cmd, st, args[0])
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				u, err := svc.RemoveUser(cmd.Context(), issuer.CLI(), args[0])
 				if err != nil {
 					return err
 				}
-				now := time.Now().UTC()
-				if _, err := st.DeleteUser(cmd.Context(), u.Username, now, now.Add(cfg.Tokens.MaxTTL)); err != nil {
-					return err
-				}
-				auditCLI(cmd, st, u.Org, "user.remove", u.Username, "personal tokens revoked")
 				fmt.Fprintf(c.stdout, "removed user %s; their personal tokens are revoked\n", u.Username)
 				return nil
 			})
@@ -135,16 +128,21 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 			if _, tty := terminal(c.stdin); !fromStdin && !tty {
 				return usageError{"--password-stdin is required: pipe the password on standard input (on a terminal signet asks for it)"}
 			}
-			return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-				u, err := getUser(cmd, st, args[0])
+			return c.withService(cmd, func(svc *issuer.Service) error {
+				password, err := c.readNewPassword(args[0])
 				if err != nil {
 					return err
 				}
-				hash, err := c.newPasswordHash(cfg, u.Username)
+				u, err := svc.SetPassword(cmd.Context(), issuer.CLI(), args[0], password, revoke)
 				if err != nil {
 					return err
 				}
-				return setPassword(cmd, c.stdout, st, cfg, u, hash, revoke)
+				detail := "password changed"
+				if revoke {
+					detail += "; personal tokens revoked"
+				}
+				fmt.Fprintf(c.stdout, "%s: %s\n", u.Username, detail)
+				return nil
 			})
 		},
 	}
@@ -152,26 +150,6 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke every personal token the user holds")
 	addStoreFlags(cmd)
 	return cmd
-}
-
-// setPassword stores hash as u's password, revoking u's personal tokens
-// when revoke is set, and audits the change.
-func setPassword(cmd *cobra.Command, out io.Writer, st store.Store, cfg config.Config, u store.User, hash string, revoke bool) error {
-	now := time.Now().UTC()
-	var before, expires time.Time
-	if revoke {
-		before, expires = now, now.Add(cfg.Tokens.MaxTTL)
-	}
-	if err := st.SetPassword(cmd.Context(), u.Username, hash, now, before, expires); err != nil {
-		return err
-	}
-	detail := "password changed"
-	if revoke {
-		detail += "; personal tokens revoked"
-	}
-	auditCLI(cmd, st, u.Org, "user.password", u.Username, detail)
-	fmt.Fprintf(out, "%s: %s\n", u.Username, detail)
-	return nil
 }
 
 // withStore loads the configuration and opens the store for one offline
@@ -240,30 +218,27 @@ func describeStore(cfg config.Store) string {
 	return "postgres " + host
 }
 
-// newPasswordHash reads a password from stdin and hashes it under the
-// issuer's policy, so the CLI and the API refuse the same passwords. On a
-// terminal it asks for the password of who, twice, without echo.
-func (c *cli) newPasswordHash(cfg config.Config, who string) (string, error) {
-	var password string
-	var err error
+// readNewPassword reads a new password: one line from a pipe, or on a
+// terminal asked twice for who, without echo.
+func (c *cli) readNewPassword(who string) (string, error) {
 	if fd, ok := terminal(c.stdin); ok {
-		password, err = promptNewPassword(fd, c.stderr, who)
-	} else {
-		password, err = readPassword(c.stdin)
+		return promptNewPassword(fd, c.stderr, who)
 	}
-	if err != nil {
-		return "", err
-	}
-	return issuer.HashPassword(password, issuer.PasswordPolicy{MinLength: cfg.Security.MinPasswordLength, BcryptCost: cfg.Security.BcryptCost})
+	return readPassword(c.stdin)
 }
 
-// getUser looks a user up, with a plain message when there is none.
-func getUser(cmd *cobra.Command, st store.Store, name string) (store.User, error) {
-	u, err := st.GetUser(cmd.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("no user %q", name)
-	}
-	return u, err
+// withService opens the store for one offline command and hands the
+// issuer's rules over it to fn, acting as issuer.CLI(): the CLI changes
+// users and keys through the same Service as the HTTP API, so cut-offs,
+// lifetimes, the password policy and the audit trail are the same.
+func (c *cli) withService(cmd *cobra.Command, fn func(svc *issuer.Service) error) error {
+	return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
+		svc, err := issuer.NewService(issuerConfig(cfg, newLogger(cfg.Log, c.stderr)), st)
+		if err != nil {
+			return err
+		}
+		return fn(svc)
+	})
 }
 
 // terminal reports whether r is a terminal, and its descriptor.
@@ -319,15 +294,4 @@ func readPassword(r io.Reader) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return line, nil
-}
-
-// auditCLI records a change made from the command line; a failure to audit
-// is reported but does not undo the change.
-func auditCLI(cmd *cobra.Command, st store.Store, org, action, target, detail string) {
-	err := st.AppendAudit(cmd.Context(), store.AuditEvent{
-		Time: time.Now().UTC(), Org: org, Actor: "cli", Action: action, Target: target, ClientIP: "local", Detail: detail,
-	})
-	if err != nil {
-		fmt.Fprintln(cmd.ErrOrStderr(), "signet: warning: audit event not recorded:", err)
-	}
 }

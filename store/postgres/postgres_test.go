@@ -583,7 +583,7 @@ func TestRejectsTextPostgresCannotHold(t *testing.T) {
 	ctx := context.Background()
 	const nul, badUTF8 = "bad\x00value", "bad\xffvalue"
 	tok := func(mutate func(*store.TokenRecord)) store.TokenRecord {
-		r := store.TokenRecord{ID: "tok-1", Name: "n", Type: store.TokenPersonal, Owner: "alice", Org: "acme",
+		r := store.TokenRecord{ID: "tok-1", Name: "n", Type: store.TokenPersonal, Owner: "alice", OwnerID: "uid-alice", Org: "acme",
 			Subject: "alice", Scopes: []string{"a:read"}, IssuedAt: testNow, ExpiresAt: testNow.Add(time.Hour), Lifetime: time.Hour}
 		mutate(&r)
 		return r
@@ -787,9 +787,12 @@ func TestHotPathQueryPlans(t *testing.T) {
 		{"ListTokens by org and owner", `SELECT ` + tokenColumns + ` FROM tokens
 			WHERE org = $1 AND owner = $2 AND revoked_at IS NULL ORDER BY issued_at DESC, row_seq DESC`,
 			`'acme', 'bob'`, "tokens_org_owner_issued"},
+		{"ListTokens by org and owner id", `SELECT ` + tokenColumns + ` FROM tokens
+			WHERE org = $1 AND owner_id = $2 AND revoked_at IS NULL ORDER BY issued_at DESC, row_seq DESC`,
+			`'acme', 'uid-bob'`, "tokens_org_owner_id_issued"},
 		{"DeleteUser's token revocation", `UPDATE tokens SET revoked_at = $3::timestamptz
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
-			`'bob', 'acme', now()`, "tokens_org_owner_issued"},
+			WHERE ` + ownedBy4 + ` AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
+			`'bob', 'acme', now(), 'uid-bob'`, "tokens_org_owner_id_issued"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -825,11 +828,11 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	createToken(t, s, "tok-1")
 	conn := adminConn(t, dsn)
 	ctx := context.Background()
-	for _, q := range []string{
+	for _, q := range append(undoUserIDs,
 		`DROP INDEX tokens_org_owner_issued`,
 		`CREATE INDEX tokens_owner ON tokens (owner, type) WHERE owner <> ''`,
 		`DELETE FROM schema_migrations WHERE version >= 2`,
-	} {
+	) {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: got error %v, want nil", q, err)
 		}
@@ -859,5 +862,95 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	if _, err := s2.GetToken(ctx, "tok-1"); err != nil {
 		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
+	}
+}
+
+// undoUserIDs turns a database back to before migration 3 (user ids).
+var undoUserIDs = []string{
+	`DROP INDEX tokens_org_owner_id_issued`,
+	`DROP INDEX users_id`,
+	`ALTER TABLE tokens DROP COLUMN owner_id`,
+	`ALTER TABLE users DROP COLUMN id`,
+	`DELETE FROM schema_migrations WHERE version >= 3`,
+}
+
+// TestUpgradeToUserIDs: migration 3 gives every user an id and maps each
+// personal token to the user holding its owner's name, unless that user
+// was created after the token was issued (an earlier holder's token), and
+// then to nobody.
+func TestUpgradeToUserIDs(t *testing.T) {
+	db := newTestDB(t)
+	dsn := db.newSchema(t)
+	s := open(t, dsn)
+	ctx := context.Background()
+	user := func(name string, created time.Time) store.User {
+		return store.User{ID: "x-" + name, Username: name, Email: name + "@example.com", Org: "acme", Role: store.RoleMember,
+			PasswordHash: "$2a$10$x", CreatedAt: created, UpdatedAt: created}
+	}
+	personal := func(id, owner string, issued time.Time) store.TokenRecord {
+		return store.TokenRecord{ID: id, Type: store.TokenPersonal, Owner: owner, OwnerID: "x-" + owner, Org: "acme",
+			Subject: owner, Scopes: []string{"a:read"}, CreatedBy: owner, KeyID: "kid-1",
+			IssuedAt: issued, ExpiresAt: issued.Add(24 * time.Hour), Lifetime: 24 * time.Hour}
+	}
+	for _, u := range []store.User{user("alice", testNow), user("ivan", testNow.Add(2*time.Hour))} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatalf("CreateUser: got error %v, want nil", err)
+		}
+	}
+	for _, tok := range []store.TokenRecord{
+		personal("tok-alice", "alice", testNow.Add(time.Hour)),
+		personal("tok-ivan-old", "ivan", testNow.Add(time.Hour)), // an earlier ivan's
+		personal("tok-ivan", "ivan", testNow.Add(3*time.Hour)),
+		personal("tok-zed", "zed", testNow.Add(time.Hour)), // a removed user's
+	} {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatalf("CreateToken(%s): got error %v, want nil", tok.ID, err)
+		}
+	}
+	createToken(t, s, "tok-admin")
+	conn := adminConn(t, dsn)
+	for _, q := range undoUserIDs {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+
+	s2 := open(t, dsn)
+	ids := map[string]string{}
+	for _, name := range []string{"alice", "ivan"} {
+		u, err := s2.GetUser(ctx, name)
+		if err != nil {
+			t.Fatalf("GetUser(%s): got error %v, want nil", name, err)
+		}
+		if u.ID == "" || u.ID == "x-"+name {
+			t.Errorf("%s after the upgrade: ID %q, want a new one", name, u.ID)
+		}
+		ids[name] = u.ID
+	}
+	if ids["alice"] == ids["ivan"] {
+		t.Errorf("alice and ivan got the same id %q", ids["alice"])
+	}
+	for id, want := range map[string]string{
+		"tok-alice": ids["alice"], "tok-ivan-old": "", "tok-ivan": ids["ivan"], "tok-zed": "", "tok-admin": "",
+	} {
+		got, err := s2.GetToken(ctx, id)
+		if err != nil {
+			t.Fatalf("GetToken(%s): got error %v, want nil", id, err)
+		}
+		if got.OwnerID != want {
+			t.Errorf("%s after the upgrade: OwnerID %q, want %q", id, got.OwnerID, want)
+		}
+	}
+	if _, err := s2.DeleteUser(ctx, "ivan", testNow.Add(4*time.Hour), testNow.Add(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	for id, revoked := range map[string]bool{"tok-ivan": true, "tok-ivan-old": true, "tok-alice": false} {
+		got, err := s2.GetToken(ctx, id)
+		if err != nil {
+			t.Fatalf("GetToken(%s): got error %v, want nil", id, err)
+		}
+		if (got.RevokedAt != nil) != revoked {
+			t.Errorf("%s after DeleteUser(ivan): revoked %v, want %v", id, got.RevokedAt != nil, revoked)
+		}
 	}
 }

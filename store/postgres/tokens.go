@@ -13,7 +13,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const tokenColumns = `id, name, description, type, owner, org, subject, scopes, created_by, key_id,
+const tokenColumns = `id, name, description, type, owner, owner_id, org, subject, scopes, created_by, key_id,
 	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
 
 func scanToken(row pgx.Row) (store.TokenRecord, error) {
@@ -21,7 +21,7 @@ func scanToken(row pgx.Row) (store.TokenRecord, error) {
 	var typ string
 	var lifetime int64
 	var revokedAt *time.Time
-	if err := row.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.Org, &t.Subject, &t.Scopes,
+	if err := row.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.OwnerID, &t.Org, &t.Subject, &t.Scopes,
 		&t.CreatedBy, &t.KeyID, &t.IssuedAt, &t.ExpiresAt, &lifetime, &revokedAt, &t.ReplacedBy, &t.ParentID); err != nil {
 		return store.TokenRecord{}, err
 	}
@@ -43,7 +43,7 @@ func validateToken(t store.TokenRecord) error {
 		return err
 	}
 	fields := []string{"token id", t.ID, "name", t.Name, "description", t.Description, "owner", t.Owner,
-		"org", t.Org, "subject", t.Subject, "created by", t.CreatedBy, "key id", t.KeyID,
+		"owner id", t.OwnerID, "org", t.Org, "subject", t.Subject, "created by", t.CreatedBy, "key id", t.KeyID,
 		"replaced by", t.ReplacedBy, "parent id", t.ParentID}
 	for i, sc := range t.Scopes {
 		fields = append(fields, "scope "+strconv.Itoa(i), sc)
@@ -57,13 +57,13 @@ func validateToken(t store.TokenRecord) error {
 func insertToken(ctx context.Context, tx pgx.Tx, t store.TokenRecord) error {
 	if t.Name != "" {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-			"signet-token-name\x1f"+t.Org+"\x1f"+t.Owner+"\x1f"+t.Name); err != nil {
+			"signet-token-name\x1f"+t.Org+"\x1f"+t.Owner+"\x1f"+t.OwnerID+"\x1f"+t.Name); err != nil {
 			return fmt.Errorf("lock name: %w", err)
 		}
 		var taken bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tokens
-			WHERE org = $1 AND owner = $2 AND name = $3 AND name <> '' AND revoked_at IS NULL AND expires_at > $4)`,
-			t.Org, t.Owner, t.Name, ts(t.IssuedAt)).Scan(&taken); err != nil {
+			WHERE org = $1 AND owner = $2 AND owner_id = $5 AND name = $3 AND name <> '' AND revoked_at IS NULL AND expires_at > $4)`,
+			t.Org, t.Owner, t.Name, ts(t.IssuedAt), t.OwnerID).Scan(&taken); err != nil {
 			return fmt.Errorf("check name: %w", err)
 		}
 		if taken {
@@ -79,8 +79,8 @@ func insertToken(ctx context.Context, tx pgx.Tx, t store.TokenRecord) error {
 		revokedAt = nullTS(*t.RevokedAt)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.Org, t.Subject, scopes, t.CreatedBy, t.KeyID,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.OwnerID, t.Org, t.Subject, scopes, t.CreatedBy, t.KeyID,
 		ts(t.IssuedAt), ts(t.ExpiresAt), int64(t.Lifetime), revokedAt, t.ReplacedBy, t.ParentID)
 	if err != nil {
 		return fmt.Errorf("insert: %w", mapErr(err))
@@ -121,7 +121,7 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("postgres: list tokens: negative limit %d", f.Limit)
 	}
-	if !storable(f.Org, f.Owner, string(f.Type)) {
+	if !storable(f.Org, f.Owner, f.OwnerID, string(f.Type)) {
 		return nil, nil
 	}
 	var where []string
@@ -135,6 +135,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	}
 	if f.Owner != "" {
 		add("owner = ?", f.Owner)
+	}
+	if f.OwnerID != "" {
+		add("owner_id = ?", f.OwnerID)
 	}
 	if f.Type != "" {
 		add("type = ?", string(f.Type))

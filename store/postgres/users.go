@@ -11,12 +11,12 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
 	var role string
-	if err := row.Scan(&u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &u.CreatedAt, &u.UpdatedAt); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)
@@ -40,8 +40,18 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
+	if u.ID == "" {
+		id, err := store.NewUserID()
+		if err != nil {
+			return fmt.Errorf("postgres: create user: %w", err)
+		}
+		u.ID = id
+	}
+	if err := checkText("user id", u.ID); err != nil {
+		return fmt.Errorf("postgres: create user: %w", err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, ts(u.CreatedAt), ts(u.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create user %s: %w", u.Username, mapErr(err))
 	}
@@ -101,9 +111,9 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		return fmt.Errorf("postgres: set password: %w", store.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var org string
+		var org, id string
 		err := tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, updated_at = $3
-			WHERE username = $1 RETURNING org`, username, hash, ts(now)).Scan(&org)
+			WHERE username = $1 RETURNING org, id`, username, hash, ts(now)).Scan(&org, &id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -114,8 +124,8 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 			return nil
 		}
 		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
-			RETURNING expires_at`, username, org, ts(now), ts(revokeBefore))
+			WHERE `+ownedBy+` AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
+			RETURNING expires_at`, username, org, ts(now), ts(revokeBefore), id)
 		if err != nil {
 			return err
 		}
@@ -153,8 +163,8 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	}
 	var rev store.Revocation
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var org string
-		err := tx.QueryRow(ctx, `DELETE FROM users WHERE username = $1 RETURNING org`, username).Scan(&org)
+		var org, id string
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE username = $1 RETURNING org, id`, username).Scan(&org, &id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -162,8 +172,8 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 			return fmt.Errorf("delete user: %w", err)
 		}
 		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE owner = $1 AND org = $2 AND type = 'personal' AND revoked_at IS NULL
-			RETURNING expires_at`, username, org, ts(now))
+			WHERE `+ownedBy4+` AND org = $2 AND type = 'personal' AND revoked_at IS NULL
+			RETURNING expires_at`, username, org, ts(now), id)
 		if err != nil {
 			return err
 		}
@@ -183,6 +193,15 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	}
 	return rev, nil
 }
+
+// ownedBy and ownedBy4 select a user's personal tokens: theirs by id ($5
+// or $4), and those of their username ($1) that belong to no user id
+// (recorded before ids existed, for an earlier holder of the name, who was
+// removed). Revoking the latter too is the safe side.
+const (
+	ownedBy  = `(owner_id = $5 OR (owner_id = '' AND owner = $1))`
+	ownedBy4 = `(owner_id = $4 OR (owner_id = '' AND owner = $1))`
+)
 
 // revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
 // and returns the latest expiry among the tokens it revoked (zero when

@@ -54,7 +54,7 @@ func TestConformanceShared(t *testing.T) {
 
 func token(id string, issued time.Time) store.TokenRecord {
 	return store.TokenRecord{
-		ID: id, Name: id, Type: store.TokenPersonal, Owner: "alice", Org: "acme", Subject: "alice",
+		ID: id, Name: id, Type: store.TokenPersonal, Owner: "alice", OwnerID: "uid-alice", Org: "acme", Subject: "alice",
 		Scopes: []string{"reports:read"}, CreatedBy: "alice", KeyID: "kid-1",
 		IssuedAt: issued, ExpiresAt: issued.Add(24 * time.Hour), Lifetime: 24 * time.Hour,
 	}
@@ -560,7 +560,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := s.CreateToken(context.Background(), token("tok-1", t0)); err != nil {
 		t.Fatalf("CreateToken: got error %v, want nil", err)
 	}
-	for _, q := range []string{`DROP INDEX revocations_kind_value`, `DELETE FROM schema_migrations WHERE version >= 2`} {
+	for _, q := range append(undoUserIDs, `DROP INDEX revocations_kind_value`, `DELETE FROM schema_migrations WHERE version >= 2`) {
 		if _, err := s.w.Exec(q); err != nil {
 			t.Fatalf("%s: got error %v, want nil", q, err)
 		}
@@ -581,5 +581,103 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 	if _, err := s.GetToken(context.Background(), "tok-1"); err != nil {
 		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
+	}
+}
+
+// undoUserIDs turns a database back to before migration 3 (user ids).
+var undoUserIDs = []string{
+	`DROP INDEX tokens_org_owner_id_issued`,
+	`DROP INDEX users_id`,
+	`ALTER TABLE tokens DROP COLUMN owner_id`,
+	`ALTER TABLE users DROP COLUMN id`,
+	`DELETE FROM schema_migrations WHERE version >= 3`,
+}
+
+// TestUpgradeToUserIDs: migration 3 gives every user an id and maps each
+// personal token to the user holding its owner's name, unless that user
+// was created after the token was issued (an earlier holder's token), and
+// then to nobody.
+func TestUpgradeToUserIDs(t *testing.T) {
+	ctx := context.Background()
+	path := freshPath(t)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	user := func(name string, created time.Time) store.User {
+		return store.User{ID: "x-" + name, Username: name, Email: name + "@example.com", Org: "acme", Role: store.RoleMember,
+			PasswordHash: "$2a$10$x", CreatedAt: created, UpdatedAt: created}
+	}
+	personal := func(id, owner string, issued time.Time) store.TokenRecord {
+		tok := token(id, issued)
+		tok.Owner, tok.OwnerID, tok.Subject, tok.CreatedBy = owner, "x-"+owner, owner, owner
+		return tok
+	}
+	for _, u := range []store.User{user("alice", t0), user("ivan", t0.Add(2*time.Hour))} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatalf("CreateUser: got error %v, want nil", err)
+		}
+	}
+	admin := store.TokenRecord{ID: "tok-admin", Type: store.TokenAdministrative, Org: "acme", Subject: "token:tok-admin",
+		CreatedBy: "alice", KeyID: "kid-1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	for _, tok := range []store.TokenRecord{
+		personal("tok-alice", "alice", t0.Add(time.Hour)),
+		personal("tok-ivan-old", "ivan", t0.Add(time.Hour)), // an earlier ivan's
+		personal("tok-ivan", "ivan", t0.Add(3*time.Hour)),
+		personal("tok-zed", "zed", t0.Add(time.Hour)), // a removed user's
+		admin,
+	} {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatalf("CreateToken(%s): got error %v, want nil", tok.ID, err)
+		}
+	}
+	for _, q := range undoUserIDs {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+
+	s = openAt(t, path)
+	ids := map[string]string{}
+	for _, name := range []string{"alice", "ivan"} {
+		u, err := s.GetUser(ctx, name)
+		if err != nil {
+			t.Fatalf("GetUser(%s): got error %v, want nil", name, err)
+		}
+		if u.ID == "" || u.ID == "x-"+name {
+			t.Errorf("%s after the upgrade: ID %q, want a new one", name, u.ID)
+		}
+		ids[name] = u.ID
+	}
+	if ids["alice"] == ids["ivan"] {
+		t.Errorf("alice and ivan got the same id %q", ids["alice"])
+	}
+	for id, want := range map[string]string{
+		"tok-alice": ids["alice"], "tok-ivan-old": "", "tok-ivan": ids["ivan"], "tok-zed": "", "tok-admin": "",
+	} {
+		got, err := s.GetToken(ctx, id)
+		if err != nil {
+			t.Fatalf("GetToken(%s): got error %v, want nil", id, err)
+		}
+		if got.OwnerID != want {
+			t.Errorf("%s after the upgrade: OwnerID %q, want %q", id, got.OwnerID, want)
+		}
+	}
+	// Removing ivan revokes his token and, on the safe side, the earlier
+	// ivan's that belongs to nobody; alice's stays.
+	if _, err := s.DeleteUser(ctx, "ivan", t0.Add(4*time.Hour), t0.Add(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	for id, revoked := range map[string]bool{"tok-ivan": true, "tok-ivan-old": true, "tok-alice": false} {
+		got, err := s.GetToken(ctx, id)
+		if err != nil {
+			t.Fatalf("GetToken(%s): got error %v, want nil", id, err)
+		}
+		if (got.RevokedAt != nil) != revoked {
+			t.Errorf("%s after DeleteUser(ivan): revoked %v, want %v", id, got.RevokedAt != nil, revoked)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const tokenColumns = `id, name, description, type, owner, org, subject, scopes, created_by, key_id,
+const tokenColumns = `id, name, description, type, owner, owner_id, org, subject, scopes, created_by, key_id,
 	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
 
 // CreateToken records a newly signed token. ErrConflict on a duplicate ID,
@@ -34,8 +34,8 @@ func insertToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord) error {
 	if t.Name != "" {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tokens
-			WHERE org = ? AND owner = ? AND name = ? AND name <> '' AND revoked_at IS NULL AND expires_at > ?
-			LIMIT 1`, t.Org, t.Owner, t.Name, micros(t.IssuedAt)).Scan(&one)
+			WHERE org = ? AND owner = ? AND owner_id = ? AND name = ? AND name <> '' AND revoked_at IS NULL AND expires_at > ?
+			LIMIT 1`, t.Org, t.Owner, t.OwnerID, t.Name, micros(t.IssuedAt)).Scan(&one)
 		switch {
 		case err == nil:
 			return fmt.Errorf("token name %q is in use: %w", t.Name, store.ErrConflict)
@@ -56,8 +56,8 @@ func insertToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord) error {
 		revoked = nullMicros(*t.RevokedAt)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.Org, t.Subject, string(sj), t.CreatedBy, t.KeyID,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.OwnerID, t.Org, t.Subject, string(sj), t.CreatedBy, t.KeyID,
 		micros(t.IssuedAt), micros(t.ExpiresAt), int64(t.Lifetime), revoked, t.ReplacedBy, t.ParentID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("token id exists: %w", store.ErrConflict)
@@ -93,6 +93,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	}
 	if f.Owner != "" {
 		where, args = append(where, "owner = ?"), append(args, f.Owner)
+	}
+	if f.OwnerID != "" {
+		where, args = append(where, "owner_id = ?"), append(args, f.OwnerID)
 	}
 	if f.Type != "" {
 		where, args = append(where, "type = ?"), append(args, string(f.Type))
@@ -225,7 +228,7 @@ func scanToken(sc scanner) (store.TokenRecord, error) {
 		lifetime        int64
 		revoked         sql.NullInt64
 	)
-	if err := sc.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.Org, &t.Subject, &scopes,
+	if err := sc.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.OwnerID, &t.Org, &t.Subject, &scopes,
 		&t.CreatedBy, &t.KeyID, &issued, &expires, &lifetime, &revoked, &t.ReplacedBy, &t.ParentID); err != nil {
 		return store.TokenRecord{}, err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const userColumns = `username, email, org, role, password_hash, created_at, updated_at`
+const userColumns = `id, username, email, org, role, password_hash, created_at, updated_at`
 
 // CreateUser adds u; ErrConflict when the username exists in any org. A
 // zero CreatedAt is set to the current time and a zero UpdatedAt to
@@ -25,11 +25,18 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
+	if u.ID == "" {
+		id, err := store.NewUserID()
+		if err != nil {
+			return fmt.Errorf("sqlite: create user: %w", err)
+		}
+		u.ID = id
+	}
 	return s.write(ctx, "create user "+u.Username, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, u.Email, u.Org, string(u.Role), u.PasswordHash, nullMicros(u.CreatedAt), nullMicros(u.UpdatedAt))
 		if isUniqueViolation(err) {
-			return fmt.Errorf("username taken: %w", store.ErrConflict)
+			return fmt.Errorf("username or user id taken: %w", store.ErrConflict)
 		}
 		return err
 	})
@@ -87,8 +94,8 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 			return nil
 		}
 		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?
-			RETURNING expires_at`, micros(now), u.Org, username, micros(revokeBefore))
+			WHERE org = ? AND `+ownedBy+` AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?
+			RETURNING expires_at`, micros(now), u.Org, u.ID, username, micros(revokeBefore))
 		if err != nil {
 			return err
 		}
@@ -122,8 +129,8 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 			return fmt.Errorf("delete user: %w", err)
 		}
 		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND owner = ? AND type = 'personal' AND revoked_at IS NULL
-			RETURNING expires_at`, micros(now), u.Org, username)
+			WHERE org = ? AND `+ownedBy+` AND type = 'personal' AND revoked_at IS NULL
+			RETURNING expires_at`, micros(now), u.Org, u.ID, username)
 		if err != nil {
 			return err
 		}
@@ -138,6 +145,12 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	}
 	return rev, nil
 }
+
+// ownedBy selects a user's personal tokens (arguments: the user's id, then
+// username): theirs by id, and those of their username that belong to no
+// user id (recorded before ids existed, for an earlier holder of the name,
+// who was removed). Revoking the latter too is the safe side.
+const ownedBy = `(owner_id = ? OR (owner_id = '' AND owner = ?))`
 
 // revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
 // and returns the latest expiry among the tokens it revoked (zero when
@@ -188,7 +201,7 @@ func scanUser(sc scanner) (store.User, error) {
 		role             string
 		created, updated sql.NullInt64
 	)
-	if err := sc.Scan(&u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &created, &updated); err != nil {
+	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Org, &role, &u.PasswordHash, &created, &updated); err != nil {
 		return store.User{}, err
 	}
 	u.Role = store.Role(role)

@@ -58,6 +58,12 @@ func testInvalidCreateToken(t *testing.T, s store.Store) {
 		{"empty type", func(tok *store.TokenRecord) { tok.Type = "" }},
 		{"empty org", func(tok *store.TokenRecord) { tok.Org = "" }},
 		{"personal without owner", func(tok *store.TokenRecord) { tok.Owner = "" }},
+		{"personal without owner id", func(tok *store.TokenRecord) { tok.OwnerID = "" }},
+		{"administrative with an owner id", func(tok *store.TokenRecord) {
+			tok.Type = store.TokenAdministrative
+			tok.Subject = "token:" + tok.ID
+			tok.Owner = ""
+		}},
 		{"zero issued-at", func(tok *store.TokenRecord) { tok.IssuedAt = time.Time{} }},
 		{"zero expiry", func(tok *store.TokenRecord) { tok.ExpiresAt = time.Time{} }},
 		{"expiry before issue", func(tok *store.TokenRecord) { tok.ExpiresAt = tok.IssuedAt.Add(-time.Second) }},

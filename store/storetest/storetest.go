@@ -26,7 +26,12 @@
 //   - an administrative token with an Owner, and a revocation entry that
 //     would expire at or before now, are bad input;
 //   - a zero User.CreatedAt becomes the store's clock, a zero UpdatedAt
-//     becomes CreatedAt;
+//     becomes CreatedAt; an empty User.ID becomes a new unique id, and a
+//     duplicate ID is ErrConflict;
+//   - a user's tokens are theirs by OwnerID: DeleteUser and SetPassword
+//     never touch the tokens of an earlier holder of the same username who
+//     has another id, and a live token name is unique per Owner and
+//     OwnerID;
 //   - entry reasons: "regenerated" (ReplaceToken), "key withdrawn"
 //     (RevokeKey), "user removed" (DeleteUser), "password changed"
 //     (SetPassword).
@@ -117,6 +122,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 
 func newUser(name, org string, role store.Role) store.User {
 	return store.User{
+		ID:           "uid-" + name,
 		Username:     name,
 		Email:        name + "@example.com",
 		Org:          org,
@@ -134,6 +140,7 @@ func newPersonal(id, org, owner, name string, issued time.Time) store.TokenRecor
 		Description: "description of " + id,
 		Type:        store.TokenPersonal,
 		Owner:       owner,
+		OwnerID:     "uid-" + owner,
 		Org:         org,
 		Subject:     owner,
 		Scopes:      []string{"reports:read", "bucket:in.c-main:write"},
@@ -251,6 +258,13 @@ func strDiff(field, got, want string) []string {
 
 func userDiff(got, want store.User) []string {
 	var d []string
+	if want.ID == "" {
+		if got.ID == "" {
+			d = append(d, "ID: got \"\", want one assigned by the store")
+		}
+	} else {
+		d = append(d, strDiff("ID", got.ID, want.ID)...)
+	}
 	d = append(d, strDiff("Username", got.Username, want.Username)...)
 	d = append(d, strDiff("Email", got.Email, want.Email)...)
 	d = append(d, strDiff("Org", got.Org, want.Org)...)
@@ -268,6 +282,7 @@ func tokenDiff(got, want store.TokenRecord) []string {
 	d = append(d, strDiff("Description", got.Description, want.Description)...)
 	d = append(d, strDiff("Type", string(got.Type), string(want.Type))...)
 	d = append(d, strDiff("Owner", got.Owner, want.Owner)...)
+	d = append(d, strDiff("OwnerID", got.OwnerID, want.OwnerID)...)
 	d = append(d, strDiff("Org", got.Org, want.Org)...)
 	d = append(d, strDiff("Subject", got.Subject, want.Subject)...)
 	if !slices.Equal(got.Scopes, want.Scopes) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ func userTests() []subtest {
 		{"User/Delete", testDeleteUser},
 		{"User/DeleteMissing", testDeleteUserMissing},
 		{"User/DeleteThenRecreate", testDeleteUserRecreate},
+		{"User/AssignedIDs", testUserAssignedIDs},
+		{"User/RecreatedOwnsNoTokens", testRecreatedOwnsNoTokens},
 		{"User/CreateDefaultTimes", testUserCreateDefaultTimes},
 		{"User/SubjectEntryOutlivesItsTokens", testSubjectEntryOutlivesItsTokens},
 	}
@@ -340,6 +343,7 @@ func testDeleteUserRecreate(t *testing.T, s store.Store) {
 		t.Fatalf("DeleteUser: got error %v, want nil", err)
 	}
 	again := newUser("bob", "globex", store.RoleAdmin)
+	again.ID = "uid-bob-2"
 	mustCreateUser(t, s, again)
 	got, err := s.GetUser(ctx, "bob")
 	if err != nil {
@@ -352,6 +356,110 @@ func testDeleteUserRecreate(t *testing.T, s store.Store) {
 	}
 	_, err = s.DeleteUser(ctx, "bob", at(3*time.Hour), at(100*time.Hour))
 	wantErrIs(t, "DeleteUser(twice)", err, store.ErrNotFound)
+}
+
+// testUserAssignedIDs: an empty ID becomes a unique one, kept by every
+// read; a taken ID is ErrConflict even under another username.
+func testUserAssignedIDs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seen := map[string]string{}
+	for _, name := range []string{"ann", "ben", "cid"} {
+		u := newUser(name, "acme", store.RoleMember)
+		u.ID = ""
+		mustCreateUser(t, s, u)
+		got, err := s.GetUser(ctx, name)
+		if err != nil {
+			t.Fatalf("GetUser(%s): got error %v, want nil", name, err)
+		}
+		if got.ID == "" || seen[got.ID] != "" {
+			t.Fatalf("GetUser(%s).ID: got %q, want a new unique id (seen: %v)", name, got.ID, seen)
+		}
+		seen[got.ID] = name
+		list, err := s.ListUsers(ctx, "acme")
+		if err != nil {
+			t.Fatalf("ListUsers: got error %v, want nil", err)
+		}
+		for _, l := range list {
+			if l.Username == name && l.ID != got.ID {
+				t.Errorf("ListUsers: %s has ID %q, GetUser said %q", name, l.ID, got.ID)
+			}
+		}
+	}
+	dup := newUser("dan", "acme", store.RoleMember)
+	dup.ID = "uid-shared"
+	mustCreateUser(t, s, dup)
+	other := newUser("eve", "acme", store.RoleMember)
+	other.ID = "uid-shared"
+	wantErrIs(t, "CreateUser(duplicate id)", s.CreateUser(ctx, other), store.ErrConflict)
+	if _, err := s.GetUser(ctx, "eve"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUser(eve) after a refused create: got %v, want ErrNotFound", err)
+	}
+}
+
+// testRecreatedOwnsNoTokens: a user created with a removed user's name
+// (a new ID) is a new person for every token rule of the store: listing by
+// OwnerID, the revocations of SetPassword and DeleteUser, and live names.
+func testRecreatedOwnsNoTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreateUser(t, s, newUser("ivan", "acme", store.RoleMember))
+	// The old ivan's token outlives the removal only in the record
+	// (revoked); a second one is recorded revoked already.
+	old := newPersonal("tok-old", "acme", "ivan", "deploy", at(time.Minute))
+	mustCreateToken(t, s, old)
+	if _, err := s.DeleteUser(ctx, "ivan", at(time.Hour), at(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser: got error %v, want nil", err)
+	}
+	again := newUser("ivan", "acme", store.RoleMember)
+	again.ID = "uid-ivan-2"
+	again.CreatedAt, again.UpdatedAt = at(2*time.Hour), at(2*time.Hour)
+	mustCreateUser(t, s, again)
+
+	// The same name is free for the new ivan (another OwnerID), even while
+	// a live token of the same Owner string but another id holds it.
+	oldLive := newPersonal("tok-old-live", "acme", "ivan", "build", at(90*time.Minute))
+	mustCreateToken(t, s, oldLive) // an old ivan's token recorded late (a replica's race)
+	mine := newPersonal("tok-new", "acme", "ivan", "build", at(3*time.Hour))
+	mine.OwnerID = "uid-ivan-2"
+	mustCreateToken(t, s, mine)
+
+	list, err := s.ListTokens(ctx, store.TokenFilter{Org: "acme", OwnerID: "uid-ivan-2", IncludeRevoked: true, IncludeExpired: true})
+	if err != nil {
+		t.Fatalf("ListTokens(OwnerID): got error %v, want nil", err)
+	}
+	if got := tokenIDs(list); !slices.Equal(got, []string{"tok-new"}) {
+		t.Errorf("ListTokens(OwnerID uid-ivan-2): got %v, want [tok-new]", got)
+	}
+	list, err = s.ListTokens(ctx, store.TokenFilter{Org: "acme", Owner: "ivan", IncludeRevoked: true, IncludeExpired: true})
+	if err != nil {
+		t.Fatalf("ListTokens(Owner): got error %v, want nil", err)
+	}
+	if got := tokenIDs(list); !slices.Equal(got, []string{"tok-new", "tok-old-live", "tok-old"}) {
+		t.Errorf("ListTokens(Owner ivan): got %v, want [tok-new tok-old-live tok-old] (Owner is the recorded name)", got)
+	}
+
+	// The new ivan's password change with revocation revokes his own
+	// tokens only.
+	if err := s.SetPassword(ctx, "ivan", "$2a$10$new", at(4*time.Hour), at(4*time.Hour), at(100*time.Hour)); err != nil {
+		t.Fatalf("SetPassword: got error %v, want nil", err)
+	}
+	if got := mustGetToken(t, s, "tok-new"); got.RevokedAt == nil {
+		t.Errorf("tok-new after SetPassword(revoke): not revoked")
+	}
+	if got := mustGetToken(t, s, "tok-old-live"); got.RevokedAt != nil {
+		t.Errorf("tok-old-live (another ivan's) after the new ivan's SetPassword(revoke): revoked")
+	}
+	mine2 := newPersonal("tok-new-2", "acme", "ivan", "", at(5*time.Hour))
+	mine2.OwnerID = "uid-ivan-2"
+	mustCreateToken(t, s, mine2)
+	if _, err := s.DeleteUser(ctx, "ivan", at(6*time.Hour), at(100*time.Hour)); err != nil {
+		t.Fatalf("DeleteUser(new ivan): got error %v, want nil", err)
+	}
+	if got := mustGetToken(t, s, "tok-new-2"); got.RevokedAt == nil {
+		t.Errorf("tok-new-2 after DeleteUser: not revoked")
+	}
+	if got := mustGetToken(t, s, "tok-old-live"); got.RevokedAt != nil {
+		t.Errorf("tok-old-live (another ivan's) after the new ivan's DeleteUser: revoked")
+	}
 }
 
 // testUserCreateDefaultTimes pins what a zero CreatedAt and UpdatedAt

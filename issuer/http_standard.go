@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"errors"
 	"mime"
 	"time"
 
@@ -27,7 +26,7 @@ func formToken(c *fiber.Ctx) (string, error) {
 // token and a token that is malformed or not ours all answer 200 with an
 // empty body (§2.2); a token the caller may not revoke answers 403.
 func (s *Server) handleRevoke(c *fiber.Ctx) error {
-	p, err := s.authenticate(c)
+	p, err := s.caller(c)
 	if err != nil {
 		return err
 	}
@@ -35,20 +34,7 @@ func (s *Server) handleRevoke(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pt, err := s.parseToken(c.UserContext(), value)
-	if err != nil {
-		if isInvalidToken(err) {
-			return revoked(c)
-		}
-		return err
-	}
-	if !visible(p, pt.rec) {
-		return errorf(ECodeForbidden, "Only the token's owner or an admin of its organization may revoke it.")
-	}
-	if pt.pruned {
-		return revoked(c) // long expired; nothing left to revoke
-	}
-	if err := s.revoke(c, p, pt.rec, "revoked by "+p.User.Username+" via /revoke"); err != nil {
+	if err := s.svc.RevokeValue(c.UserContext(), p, value); err != nil {
 		return err
 	}
 	return revoked(c)
@@ -71,10 +57,12 @@ type introspection struct {
 	Audience  []string `json:"aud,omitempty"`
 }
 
-// handleIntrospect serves POST /introspect (RFC 7662). Anything not active,
-// not ours, or not visible to the caller answers exactly {"active":false}.
+// handleIntrospect serves POST /introspect (RFC 7662), for Basic
+// credentials or, from a resource server, a bearer token (§2.1). Anything
+// not active, not ours, or not the caller's to see answers exactly
+// {"active":false}.
 func (s *Server) handleIntrospect(c *fiber.Ctx) error {
-	p, err := s.authenticate(c)
+	p, err := s.callerOrBearer(c)
 	if err != nil {
 		return err
 	}
@@ -82,23 +70,18 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	inactive := func() error { return c.JSON(fiber.Map{"active": false}) }
-	pt, err := s.parseToken(c.UserContext(), value)
+	in, err := s.svc.Introspect(c.UserContext(), p, value)
 	if err != nil {
-		if isInvalidToken(err) {
-			return inactive()
-		}
 		return err
 	}
-	now := s.now()
-	cl := pt.claims
-	if pt.pruned || !visible(p, pt.rec) || !s.metadataOf(pt.rec, pt.state).Active || time.Unix(cl.NotBefore, 0).After(now) {
-		return inactive()
+	if !in.Active {
+		return c.JSON(fiber.Map{"active": false})
 	}
+	cl := in.Claims
 	return c.JSON(introspection{
 		Active:    true,
 		Subject:   cl.Subject,
-		Username:  pt.rec.Owner,
+		Username:  in.Username,
 		Org:       cl.Org,
 		Scope:     cl.Scope,
 		Expiry:    cl.Expiry,
@@ -180,13 +163,6 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
 	}
 	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
-}
-
-// isInvalidToken reports whether err says a token value is malformed or
-// not ours.
-func isInvalidToken(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == ECodeInvalidToken
 }
 
 // revoked answers a revocation request: 200 with an empty body (RFC 7009
