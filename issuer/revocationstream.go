@@ -37,6 +37,8 @@ type streamHub struct {
 	// streams that follow the log live all send the same range, so each
 	// new entry is encoded once, not once per stream.
 	frames atomic.Pointer[encodedFrames]
+	// buffers holds write buffers between writes.
+	buffers sync.Pool
 }
 
 // encodedFrames are the events of the entries after from up to version.
@@ -45,12 +47,6 @@ type encodedFrames struct {
 	last          uint64 // the Seq of the last entry in the range
 	bytes         []byte
 }
-
-// errTooManyStreams and errTooManyClientStreams are the refusals of admit.
-var (
-	errTooManyStreams       = rateLimited(5*time.Second, "Too many revocation event streams are open; try again shortly.")
-	errTooManyClientStreams = rateLimited(5*time.Second, "This address has too many revocation event streams open; close some or try again shortly.")
-)
 
 // admit takes a slot for a stream of client, or refuses with 429 when all
 // max are taken or client holds perClient (negative: no bound) already.
@@ -65,10 +61,10 @@ func (h *streamHub) admit(client string, max int64, perClient int) error {
 		return errorf(ECodeUnavailable, "The issuer is shutting down; connect to another replica or try again shortly.")
 	}
 	if int64(h.count) >= max {
-		return errTooManyStreams
+		return rateLimited(5*time.Second, "Too many revocation event streams are open; try again shortly.")
 	}
 	if perClient >= 0 && h.perClient[client] >= perClient {
-		return errTooManyClientStreams
+		return rateLimited(5*time.Second, "This address has too many revocation event streams open; close some or try again shortly.")
 	}
 	h.perClient[client]++
 	h.count++
@@ -213,9 +209,17 @@ func streamHeader(c *fiber.Ctx, chunked bool) []byte {
 // http1Date is the HTTP date format (RFC 9110 §5.6.7).
 const http1Date = "Mon, 02 Jan 2006 15:04:05 GMT"
 
-// streamBuffers holds the bytes of one write, shared between streams
-// (only a stream that is writing holds one).
-var streamBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// buffer lends the bytes of one write; only a stream that is writing
+// holds one. Give it back with putBuffer.
+func (h *streamHub) buffer() *bytes.Buffer {
+	if b, ok := h.buffers.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (h *streamHub) putBuffer(b *bytes.Buffer) { h.buffers.Put(b) }
 
 func (s *eventStream) serve() {
 	f, h := s.feed, &s.feed.streams
@@ -229,8 +233,7 @@ func (s *eventStream) serve() {
 	hello, _ := json.Marshal(struct {
 		Version uint64 `json:"version"`
 	}{s.version})
-	buf := streamBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
+	buf := h.buffer()
 	buf.WriteString("retry: 1000\nevent: hello\ndata: ")
 	buf.Write(hello)
 	buf.WriteString("\n\n")
@@ -243,7 +246,7 @@ func (s *eventStream) serve() {
 	s.pending = nil
 	ok := s.send(s.header, buf)
 	s.header = nil
-	streamBuffers.Put(buf)
+	h.putBuffer(buf)
 	if !ok {
 		return
 	}
@@ -362,7 +365,7 @@ func (s *eventStream) write(head, body []byte) bool {
 	}
 	var size [20]byte
 	if s.chunked && len(body) > 0 {
-		out = append(out, append(strconv.AppendInt(size[:0], int64(len(body)), 16), '\r', '\n'), body, crlf)
+		out = append(out, append(strconv.AppendInt(size[:0], int64(len(body)), 16), '\r', '\n'), body, []byte("\r\n"))
 	} else if len(body) > 0 {
 		out = append(out, body)
 	}
@@ -377,15 +380,12 @@ func (s *eventStream) write(head, body []byte) bool {
 	return err == nil
 }
 
-// crlf ends a chunk.
-var crlf = []byte("\r\n")
-
 func (s *eventStream) sendString(text string) bool {
-	buf := streamBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
+	h := &s.feed.streams
+	buf := h.buffer()
 	buf.WriteString(text)
 	ok := s.send(nil, buf)
-	streamBuffers.Put(buf)
+	h.putBuffer(buf)
 	return ok
 }
 
