@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +20,23 @@ func kidOf(tb testing.TB, token string) string {
 	return msg.Signatures()[0].ProtectedHeaders().KeyID()
 }
 
-// TestKeysRevokeStopsSigningAtOnce: once `signet keys revoke` returns, the
-// running issuer signs no token with the withdrawn key, not even in the
-// second before it re-reads the key directory. Three rounds, each with a
-// burst of parallel requests sent the moment the command returns.
+// TestKeysRevokeStopsSigningAtOnce: once `signet keys revoke` returns, no
+// running issuer signs a token with the withdrawn key, not even in the
+// second before it re-reads the key directory: neither the one whose
+// configuration the command used nor a second replica sharing keys.dir.
+// Three rounds, each with a burst of parallel requests to both sent the
+// moment the command returns.
 func TestKeysRevokeStopsSigningAtOnce(t *testing.T) {
 	e := newEnv(t, "")
-	if _, errOut, code := e.cli("admin-password-1\n", "user", "add", "root", "--org", "acme", "--role", "admin", "--email", "root@example.com", "--password-stdin"); code != 0 {
-		t.Fatalf("user add: %s", errOut)
+	replica := newEnv(t, "")
+	replica.patchConfig(filepath.Join(replica.dir, "keys"), filepath.Join(e.dir, "keys"))
+	for _, x := range []*env{e, replica} {
+		if _, errOut, code := x.cli("admin-password-1\n", "user", "add", "root", "--org", "acme", "--role", "admin", "--email", "root@example.com", "--password-stdin"); code != 0 {
+			t.Fatalf("user add: %s", errOut)
+		}
 	}
 	e.start()
+	replica.start()
 	for round := range 3 {
 		r := e.do("POST", "/user-token", "root", "admin-password-1", "")
 		mustStatus(t, r, 200)
@@ -42,11 +50,12 @@ func TestKeysRevokeStopsSigningAtOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var bad []string
-		for range 8 {
+		for i := range 8 {
+			x := []*env{e, replica}[i%2]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r := e.do("POST", "/user-token", "root", "admin-password-1", "")
+				r := x.do("POST", "/user-token", "root", "admin-password-1", "")
 				if r.status != 200 {
 					mu.Lock()
 					bad = append(bad, "status "+strings.TrimSpace(string(r.body)))
