@@ -34,6 +34,15 @@ type Config struct {
 	Roles      map[string]Role     `mapstructure:"roles"`
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
+	UI         UI                  `mapstructure:"ui"`
+}
+
+// UI configures the web page at /ui/.
+type UI struct {
+	// DefaultPreset is the preset the page's New token form starts from;
+	// empty (or a preset beyond the user's role): every scope the user
+	// holds.
+	DefaultPreset string `mapstructure:"default_preset"`
 }
 
 // Server configures the HTTP listener.
@@ -478,6 +487,11 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	if p := c.UI.DefaultPreset; p != "" {
+		if _, ok := c.Presets[p]; !ok {
+			bad("ui.default_preset", "%q: no such preset in presets", p)
+		}
 	}
 	return errors.Join(errs...)
 }

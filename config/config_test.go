@@ -109,6 +109,7 @@ func TestValidationErrors(t *testing.T) {
 		{"password length", "security:\n  min_password_length: 4\n", "min_password_length"},
 		{"unknown role", "roles:\n  owner:\n    scopes: [\"*\"]\n", "roles.owner"},
 		{"bad preset scope", "presets:\n  x: [\"a b\"]\n", "presets.x"},
+		{"unknown default preset", "presets:\n  x: [\"a\"]\nui:\n  default_preset: y\n", "ui.default_preset"},
 		{"bad duration", "keys:\n  publish_delay: soon\n", "config"},
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},
@@ -271,7 +272,10 @@ func TestStrictEnvironment(t *testing.T) {
 		{"roles from the environment", "SIGNET_ROLES_MEMBER_SCOPES", "*", []string{"SIGNET_ROLES_MEMBER_SCOPES", "file only"}},
 		{"bad value", "SIGNET_STORE_DRIVER", "mysql", []string{"SIGNET_STORE_DRIVER", "store.driver"}},
 		{"list element", "SIGNET_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,nope", []string{"SIGNET_SERVER_TRUSTED_PROXIES", "server.trusted_proxies[1]"}},
+		{"unknown key two slips away", "SIGNET_LOG_FORMT", "json", []string{"SIGNET_LOG_FORMT", "did you mean SIGNET_LOG_FORMAT?"}},
 		{"not configuration", "SIGNET_URL", "http://example.com", nil},
+		{"not configuration, in a section's name", "SIGNET_UI_CHROMIUM", "/usr/bin/chromium", nil},
+		{"not configuration, far from any key", "SIGNET_SERVER_SOMETHING_ELSE", "x", nil},
 		{"not configuration either", "SIGNET_PASSWORD", "x", nil},
 		{"a good value", "SIGNET_REVOCATION_POLL_INTERVAL", "100ms", nil},
 	}

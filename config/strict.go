@@ -422,11 +422,12 @@ func editDistance(a, b string) int {
 
 // checkEnv checks the SIGNET_* variables in environ ("NAME=value" pairs):
 // a variable named after a configuration key must hold a value of its
-// kind; a variable that starts like a section of the file
-// (SIGNET_SERVER_…, SIGNET_ROLES_…) but names no key is a mistake (a typo,
-// or a map such as roles that only the file can set). Other SIGNET_
-// variables (SIGNET_URL, SIGNET_USER, SIGNET_PASSWORD of `signet token`)
-// are not configuration and are left alone.
+// kind. A variable that names no key but looks like one is a mistake: one
+// within two typing slips of a key's variable (SIGNET_SERVER_LISTNE), or
+// one under roles or presets, which only the file can set. Other SIGNET_
+// variables (SIGNET_URL, SIGNET_USER, SIGNET_PASSWORD of `signet token`,
+// the test harness's SIGNET_UI_CHROMIUM) are not configuration and are
+// left alone.
 func checkEnv(environ []string) error {
 	known := map[string]string{} // variable → key
 	types := map[string]reflect.Type{}
@@ -455,8 +456,8 @@ func checkEnv(environ []string) error {
 		key, ok := known[name]
 		if !ok {
 			section, _, _ := strings.Cut(strings.TrimPrefix(name, "SIGNET_"), "_")
-			if sections[section] {
-				errs = append(errs, &Error{Key: strings.ToLower(section), Where: "environment variable " + name, Problem: "no configuration key has this variable" + suggestEnv(name, known)})
+			if hint := suggestEnv(name, known); sections[section] && hint != "" {
+				errs = append(errs, &Error{Key: strings.ToLower(section), Where: "environment variable " + name, Problem: "no configuration key has this variable" + hint})
 			}
 			continue
 		}
@@ -478,7 +479,8 @@ func checkEnv(environ []string) error {
 	return errors.Join(errs...)
 }
 
-// suggestEnv proposes the variable an unknown SIGNET_ name was meant to be.
+// suggestEnv proposes the variable an unknown SIGNET_ name was meant to
+// be; "" when it does not look like a configuration variable at all.
 func suggestEnv(name string, known map[string]string) string {
 	best, bestD := "", 3
 	for k := range known {

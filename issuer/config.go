@@ -39,6 +39,10 @@ type Config struct {
 	Roles map[string][]string
 	// Presets maps a preset name to the scopes it stands for.
 	Presets map[string][]string
+	// UIDefaultPreset is the preset the web page's New token form starts
+	// from (a preset the user may not grant is ignored); empty: every scope
+	// the user holds.
+	UIDefaultPreset string
 
 	// BodyLimit is the largest request body in bytes (default 64 KiB).
 	BodyLimit int

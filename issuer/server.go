@@ -51,6 +51,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-auth/signet/store"
 )
@@ -81,6 +82,8 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	issuer string
+	// origin is the web origin of the public URL (refuseCrossSite).
+	origin string
 
 	app     *fiber.App
 	feed    *revocationFeed
@@ -90,6 +93,12 @@ type Server struct {
 	// dummyHash is compared against when a username is unknown, so that a
 	// missing user costs the same as a wrong password.
 	dummyHash []byte
+	// dummies are dummy hashes of other costs, made when needed (auth.go).
+	dummies dummyHashes
+	// compareHash checks a password against a bcrypt hash:
+	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
+	// the checks.
+	compareHash func(hash, password []byte) error
 	// metadata is the RFC 8414 document, rendered once.
 	metadata []byte
 	// routes holds the registered route patterns: the only values of the
@@ -123,23 +132,29 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	origin, err := publicOrigin(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	dummy, err := newDummyHash(cfg.BcryptCost)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		st:        st,
-		keys:      k,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		issuer:    cfg.PublicURL,
-		metrics:   m,
-		pool:      newHashPool(cfg.HashWorkers, m.hashWait),
-		limiter:   newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
-		dummyHash: dummy,
-		routes:    map[string]bool{},
-		proxies:   proxies,
+		cfg:         cfg,
+		st:          st,
+		keys:        k,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		issuer:      cfg.PublicURL,
+		origin:      origin,
+		metrics:     m,
+		pool:        newHashPool(cfg.HashWorkers, m.hashWait),
+		limiter:     newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
+		dummyHash:   dummy,
+		compareHash: bcrypt.CompareHashAndPassword,
+		routes:      map[string]bool{},
+		proxies:     proxies,
 	}
 	s.metadata, err = json.Marshal(s.serverMetadata())
 	if err != nil {
@@ -196,6 +211,8 @@ func (s *Server) newApp() *fiber.App {
 			s.log.Error("panic while serving a request", "method", c.Method(), "route", c.Route().Path, "panic", fmt.Sprint(e))
 		},
 	}))
+	// Before anything reads a credential or a body, on every path.
+	app.Use(s.refuseCrossSite)
 
 	s.mountUI(app) // before the API routes: its middleware wraps them
 

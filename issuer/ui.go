@@ -285,6 +285,10 @@ type uiConfig struct {
 	CanCreate bool `json:"can_create"`
 	// CanCreateAdministrative is true for org admins only.
 	CanCreateAdministrative bool `json:"can_create_administrative"`
+	// DefaultPreset is the preset the New token form starts from, when
+	// one is configured and the caller may grant it; empty: the form
+	// starts from every scope the caller holds.
+	DefaultPreset string `json:"default_preset"`
 }
 
 // handleUIConfig answers the caller's view of the issuer's settings.
@@ -322,6 +326,11 @@ func (s *Server) handleUIConfig(c *fiber.Ctx) error {
 		}
 	}
 	sort.Slice(cfg.Presets, func(i, j int) bool { return cfg.Presets[i].Name < cfg.Presets[j].Name })
+	for _, pv := range cfg.Presets {
+		if pv.Name == s.cfg.UIDefaultPreset && pv.Allowed {
+			cfg.DefaultPreset = pv.Name
+		}
+	}
 	for _, h := range held {
 		if h != "*" {
 			known[h] = true

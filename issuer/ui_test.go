@@ -414,7 +414,8 @@ func TestUICSRF(t *testing.T) {
 		{"cookie with the right header", uiReq{cookie: id, csrf: csrf}, 201},
 		{"cookie with the right header but a form-typed body", uiReq{cookie: id, csrf: csrf, contentType: "application/x-www-form-urlencoded"}, 400},
 		{"basic auth with a form-typed JSON body (curl -d)", uiReq{basic: [2]string{"ada", uiAdminPass}, contentType: "application/x-www-form-urlencoded"}, 201},
-		{"basic auth, form-typed JSON body, from a browser", uiReq{basic: [2]string{"ada", uiAdminPass}, contentType: "application/x-www-form-urlencoded", header: map[string]string{"Origin": "https://evil.example"}}, 400},
+		{"basic auth, form-typed JSON body, from a page of another site", uiReq{basic: [2]string{"ada", uiAdminPass}, contentType: "application/x-www-form-urlencoded", header: map[string]string{"Origin": "https://evil.example"}}, 403},
+		{"cookie with the right header, from another origin", uiReq{cookie: id, csrf: csrf, header: map[string]string{"Origin": "https://evil.example"}}, 403},
 		{"basic auth needs no header", uiReq{basic: [2]string{"ada", uiAdminPass}}, 201},
 		{"basic auth wins over a cookie", uiReq{cookie: id, basic: [2]string{"ada", uiAdminPass}}, 201},
 		{"bad basic auth is not rescued by the cookie", uiReq{cookie: id, csrf: csrf, basic: [2]string{"ada", "wrong-password"}}, 401},
@@ -571,6 +572,32 @@ func TestUIConfigEndpoint(t *testing.T) {
 	uiWantStatus(t, r, 200)
 	if m := r.json(t); m["can_create"] != false || m["personal_tokens"] != false {
 		t.Fatalf("member with personal tokens off: got %s, want can_create false", r.body)
+	}
+}
+
+// TestUIConfigDefaultPreset: the New token form's configured default
+// preset reaches the page only for users who may grant it; the others
+// start from every scope they hold.
+func TestUIConfigDefaultPreset(t *testing.T) {
+	for _, tc := range []struct {
+		name, preset  string
+		admin, member string
+	}{
+		{"none configured", "", "", ""},
+		{"a preset both may grant", "reports", "reports", "reports"},
+		{"a preset beyond the member's role", "ops", "ops", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newUIFixture(t, func(c *Config) { c.UIDefaultPreset = tc.preset })
+			for _, u := range []struct{ name, pass, want string }{{"ada", uiAdminPass, tc.admin}, {"max", uiMemberPass, tc.member}} {
+				id, _ := f.login(u.name, u.pass)
+				r := f.do(uiReq{method: "GET", path: "/ui/api/config", cookie: id})
+				uiWantStatus(t, r, 200)
+				if got := r.json(t)["default_preset"]; got != u.want {
+					t.Errorf("%s: default_preset got %v, want %q", u.name, got, u.want)
+				}
+			}
+		})
 	}
 }
 

@@ -307,7 +307,7 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: key %s vanished after writing", kid)
 	}
 	for _, w := range withdrawn {
-		k.log.Warn("keys: withdrew a key waiting to sign, superseded by rotate --now", "kid", w, "by", kid)
+		k.log.Info("keys: withdrew a key waiting to sign, superseded by rotate --now", "kid", w, "by", kid)
 	}
 	k.log.Info("keys: rotated", "kid", kid, "sign_from", info.SignFrom, "state", info.State)
 	return info, nil

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# and the browser test of the web UI.
+# the browser test of the web UI, and the README's walkthrough run as
+# written.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test`
@@ -38,6 +39,26 @@ if [ -f scripts/ui-e2e/package.json ]; then
       exit 1
     fi
     log "browser test prerequisites missing: TestUIBrowser will be skipped"
+  fi
+fi
+
+# The README walkthrough test (TestREADMEWalkthrough) pastes the README's
+# blocks into bash, which call curl and jq. CI must run it, so there a
+# failed install stops the run; elsewhere the test skips itself.
+missing=()
+for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  log "installing ${missing[*]} for the README walkthrough test"
+  if ! { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; } ||
+     ! $SUDO apt-get update -qq ||
+     ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+      log "could not install ${missing[*]}, which the README walkthrough test needs"
+      exit 1
+    fi
+    log "${missing[*]} missing: TestREADMEWalkthrough will be skipped"
   fi
 fi
 

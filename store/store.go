@@ -262,6 +262,13 @@ type Store interface {
 	// under a longer maximum lifetime), at that token's expiry.
 	// ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
+	// RehashPassword replaces the user's password hash with newHash, an
+	// encoding of the same password (a bcrypt cost change), but only while
+	// the stored hash is still oldHash: a password set meanwhile is never
+	// overwritten with the old one. UpdatedAt is left alone, since the
+	// password did not change. It reports whether it replaced the hash
+	// (false when the hash differs or the user is absent).
+	RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error)
 	// DeleteUser removes the user and, in the same transaction, marks their
 	// personal tokens (chosen as SetPassword's) revoked and appends one RevokeSubject entry with
 	// NotBefore=now, expiring like SetPassword's. ErrNotFound when absent.

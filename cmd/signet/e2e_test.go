@@ -510,7 +510,7 @@ func TestCLIUsage(t *testing.T) {
 		{"user add bad email", "long-enough-password\n", []string{"user", "add", "x", "--org", "o", "--email", "not-an-email", "--password-stdin"}, 1},
 		{"user add empty stdin", "", []string{"user", "add", "x", "--org", "o", "--email", "x@example.com", "--password-stdin"}, 1},
 		{"remove unknown user", "", []string{"user", "remove", "ghost"}, 1},
-		{"verify without issuer", "", []string{"verify", "abc"}, 2},
+		{"verify with an issuer that is no http URL", "", []string{"verify", "--issuer", "ftp://example.com", "abc"}, 2},
 		{"token without user", "", []string{"token", "list", "--url", "http://127.0.0.1:1"}, 2},
 	}
 	for _, tc := range cases {

@@ -124,7 +124,7 @@ func (c *cli) withKeyring(cmd *cobra.Command, fn func(cfg config.Config, kr *key
 		dir = abs
 	}
 	fmt.Fprintf(c.stderr, "signet: keys dir %s\n", dir)
-	kr, err := openKeyring(cfg, newLogger(cfg.Log, c.stderr))
+	kr, err := openKeyring(cfg, newOfflineLogger(cfg.Log, c.stderr))
 	if err != nil {
 		return err
 	}

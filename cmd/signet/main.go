@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/signet-auth/signet/issuer"
@@ -41,6 +42,19 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
+// errorText is err as the one line after "signet: ". An issuer error
+// renders as "signet <code>: <message>" for the logs; on the command line
+// its message alone is the sentence for a person, so the line carries one
+// "signet" prefix, not two.
+func errorText(err error) string {
+	msg := err.Error()
+	var ie *issuer.Error
+	if errors.As(err, &ie) {
+		msg = strings.Replace(msg, ie.Error(), ie.Message, 1)
+	}
+	return msg
+}
+
 // run executes the command line and returns the process exit code: 0 on
 // success, 1 when the command failed (or a verified token is invalid), 2 on
 // a usage error.
@@ -54,17 +68,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "signet:", ee.err)
+			fmt.Fprintln(stderr, "signet:", errorText(ee.err))
 		}
 		return ee.code
 	}
-	var ie *issuer.Error
-	if errors.As(err, &ie) {
-		// The issuer's rules speak to a person; their code is for HTTP.
-		fmt.Fprintln(stderr, "signet:", ie.Message)
-		return 1
-	}
-	fmt.Fprintln(stderr, "signet:", err)
+	fmt.Fprintln(stderr, "signet:", errorText(err))
 	if isUsageError(err) {
 		return 2
 	}

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/signet-auth/signet/config"
@@ -21,6 +23,16 @@ type cli struct {
 	stdout, stderr io.Writer
 	configPath     string
 	root           *cobra.Command
+	// isTerminal reports whether w is a terminal a person reads, which
+	// decides between a table and JSON; tests replace it.
+	isTerminal func(w io.Writer) bool
+}
+
+// writerIsTerminal is the real isTerminal: w is an *os.File on a
+// terminal.
+func writerIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // usageError marks mistakes in the command line itself (exit code 2).
@@ -42,20 +54,22 @@ func isUsageError(err error) bool {
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, isTerminal: writerIsTerminal}
 	root := &cobra.Command{
 		Use:           "signet",
 		Short:         "Issue signed access tokens and verify them offline",
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (default ./config.yaml when present)")
 	c.root = root
-	root.AddCommand(c.serveCommand(), c.userCommand(), c.keysCommand(), c.tokenCommand(), c.verifyCommand())
+	root.AddCommand(c.serveCommand(), c.userCommand(), c.keysCommand(), c.tokenCommand(), c.verifyCommand(), c.versionCommand())
 	return root
 }
 
@@ -123,11 +137,23 @@ func addStoreFlags(cmd *cobra.Command) {
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	return newLoggerAtLeast(cfg, w, slog.LevelDebug)
+}
+
+// newOfflineLogger is the logger of the offline commands (user, keys):
+// they report what they did on stdout themselves, so the library's INFO
+// lines would only repeat it; warnings and errors still show.
+func newOfflineLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	return newLoggerAtLeast(cfg, w, slog.LevelWarn)
+}
+
+// newLoggerAtLeast logs at log.level, but never below floor.
+func newLoggerAtLeast(cfg config.Log, w io.Writer, floor slog.Level) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
 		level = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: max(level, floor)}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -117,12 +117,30 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	// The algorithm of the key that signs now, which is what verifiers
+	// see: keys.algorithm only applies to keys generated from now on.
+	signing := signingKey(kr.List())
 	m.Logger.Info("signet issuer listening", "addr", ln.Addr().String(), "issuer", cfg.Server.PublicURL,
-		"store", cfg.Store.Driver, "algorithm", cfg.Keys.Algorithm)
+		"store", cfg.Store.Driver, "algorithm", signing.Algorithm, "kid", signing.ID)
+	if signing.Algorithm != "" && signing.Algorithm != cfg.Keys.Algorithm {
+		m.Logger.Warn("the signing key's algorithm differs from keys.algorithm, which applies to keys generated from now on; "+
+			"run `signet keys rotate` to sign with "+cfg.Keys.Algorithm+" after keys.publish_delay",
+			"signing_algorithm", signing.Algorithm, "keys.algorithm", cfg.Keys.Algorithm)
+	}
 	if users, err := st.ListUsers(ctx, ""); err == nil && len(users) == 0 {
 		m.Logger.Warn("no users yet; add the first one with: echo 'a-long-password' | signet user add alice --org acme --role admin --email alice@example.com --password-stdin")
 	}
 	return nil
+}
+
+// signingKey is the key in list that signs now (zero when none does).
+func signingKey(list []keys.KeyInfo) keys.KeyInfo {
+	for _, k := range list {
+		if k.State == keys.StateSigning {
+			return k
+		}
+	}
+	return keys.KeyInfo{}
 }
 
 // Close stops serving (letting requests in flight finish), stops the
@@ -193,6 +211,7 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		PersonalTokens:    cfg.Tokens.PersonalTokens,
 		Roles:             roles,
 		Presets:           cfg.Presets,
+		UIDefaultPreset:   cfg.UI.DefaultPreset,
 		BodyLimit:         cfg.Server.BodyLimit,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,

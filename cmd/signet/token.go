@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,23 +34,9 @@ func (c *cli) tokenCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&urlFlag, "url", "", "issuer URL (default: SIGNET_URL, else server.public_url)")
 	cmd.PersistentFlags().StringVar(&user, "user", "", "username (default: SIGNET_USER)")
 	client := func(cmd *cobra.Command) (*tokenClient, error) {
-		base := urlFlag
-		if base == "" {
-			base = os.Getenv("SIGNET_URL")
-		}
-		// The file is read when it gives the URL, and whenever --config
-		// names one: a file with mistakes is refused by every command.
-		if base == "" || c.configPath != "" {
-			cfg, err := c.loadConfig(cmd)
-			if err != nil {
-				return nil, err
-			}
-			if base == "" {
-				base = cfg.Server.PublicURL
-			}
-		}
-		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, usageError{fmt.Sprintf("--url %q is not an http(s) URL", base)}
+		base, err := c.issuerURL(cmd, urlFlag, "--url")
+		if err != nil {
+			return nil, err
 		}
 		name := user
 		if name == "" {
@@ -60,7 +47,6 @@ func (c *cli) tokenCommand() *cobra.Command {
 		}
 		pw := os.Getenv("SIGNET_PASSWORD")
 		if pw == "" {
-			var err error
 			if fd, ok := terminal(c.stdin); ok {
 				pw, err = promptPassword(fd, c.stderr, "Password for "+name+" at "+base+": ")
 			} else {
@@ -70,7 +56,7 @@ func (c *cli) tokenCommand() *cobra.Command {
 				return nil, fmt.Errorf("%w (type it when asked, pipe it on stdin or set SIGNET_PASSWORD)", err)
 			}
 		}
-		return &tokenClient{base: strings.TrimRight(base, "/"), user: name, password: pw, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		return &tokenClient{base: base, user: name, password: pw, http: &http.Client{Timeout: 30 * time.Second}}, nil
 	}
 
 	var name, description, typ, scopes, preset, expiresIn, expiresAt string
@@ -105,10 +91,10 @@ func (c *cli) tokenCommand() *cobra.Command {
 	_ = create.MarkFlagRequired("name")
 
 	var owner, listType string
-	var includeRevoked bool
+	var includeRevoked, asJSON bool
 	list := &cobra.Command{
-		Use:   "list [--owner NAME] [--type T] [--include-revoked]",
-		Short: "List tokens (never their values)",
+		Use:   "list [--owner NAME] [--type T] [--include-revoked] [--json]",
+		Short: "List tokens (never their values): a table on a terminal, JSON with --json or when piped",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tc, err := client(cmd)
@@ -129,9 +115,23 @@ func (c *cli) tokenCommand() *cobra.Command {
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			return tc.do(cmd.Context(), http.MethodGet, path, nil, c.stdout)
+			if asJSON || !c.isTerminal(c.stdout) {
+				return tc.do(cmd.Context(), http.MethodGet, path, nil, c.stdout)
+			}
+			var buf bytes.Buffer
+			if err := tc.do(cmd.Context(), http.MethodGet, path, nil, &buf); err != nil {
+				return err
+			}
+			var answer struct {
+				Tokens []listedToken `json:"tokens"`
+			}
+			if err := json.Unmarshal(buf.Bytes(), &answer); err != nil {
+				return fmt.Errorf("read the token list: %w", err)
+			}
+			return printTokenTable(c.stdout, answer.Tokens, time.Now())
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the issuer's JSON even on a terminal")
 	list.Flags().StringVar(&owner, "owner", "", "only tokens of this user")
 	list.Flags().StringVar(&listType, "type", "", "personal or administrative")
 	list.Flags().BoolVar(&includeRevoked, "include-revoked", false, "include revoked tokens")
@@ -200,6 +200,71 @@ func (c *cli) tokenCommand() *cobra.Command {
 
 	cmd.AddCommand(create, list, info, revoke, regenerate, cp)
 	return cmd
+}
+
+// listedToken is what the table shows of one token of GET /tokens.
+type listedToken struct {
+	TokenID   string   `json:"token_id"`
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	User      string   `json:"user"`
+	Scopes    []string `json:"scopes"`
+	ExpiresAt string   `json:"expires_at"`
+	Revoked   bool     `json:"revoked"`
+	Expired   bool     `json:"expired"`
+}
+
+// printTokenTable writes tokens as an aligned table for a person: id,
+// name, type, owner, scopes, expiry and status.
+func printTokenTable(w io.Writer, tokens []listedToken, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tOWNER\tSCOPES\tEXPIRES\tSTATUS")
+	for _, t := range tokens {
+		name := t.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		owner := t.User
+		if t.Type == "administrative" || owner == "" {
+			owner = "(organization)"
+		}
+		scopes := strings.Join(t.Scopes, " ")
+		if scopes == "" {
+			scopes = "(none)"
+		}
+		expires := t.ExpiresAt
+		exp, err := time.Parse(time.RFC3339, t.ExpiresAt)
+		if err == nil {
+			expires = exp.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		status := "active"
+		switch {
+		case t.Revoked:
+			status = "revoked"
+		case t.Expired || (err == nil && !exp.After(now)):
+			status = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.TokenID, oneLine(name), t.Type, owner, oneLine(scopes), expires, status)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(tokens) == 0 {
+		_, err := fmt.Fprintln(w, "(no tokens)")
+		return err
+	}
+	return nil
+}
+
+// oneLine keeps a value from breaking the table: control characters
+// (a name may hold a tab or newline) become spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func setIf(m map[string]any, key, value string) {

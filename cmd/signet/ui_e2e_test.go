@@ -58,6 +58,10 @@ presets:
   reports: ["reports:read"]
   extended: ["reports:read", "reports:write", "bucket:in.c-main:read"]
   deploy: ["deploy:run", "registry:push"]
+ui:
+  # The admin may grant it and starts from it; the member may not and
+  # starts from all of their scopes.
+  default_preset: deploy
 `)
 	for _, u := range []struct{ name, role, pass string }{
 		{"alice", "admin", adminPass},

@@ -233,7 +233,7 @@ func (c *cli) readNewPassword(who string) (string, error) {
 // lifetimes, the password policy and the audit trail are the same.
 func (c *cli) withService(cmd *cobra.Command, fn func(svc *issuer.Service) error) error {
 	return c.withStore(cmd, func(cfg config.Config, st store.Store) error {
-		svc, err := issuer.NewService(issuerConfig(cfg, newLogger(cfg.Log, c.stderr)), st)
+		svc, err := issuer.NewService(issuerConfig(cfg, newOfflineLogger(cfg.Log, c.stderr)), st)
 		if err != nil {
 			return err
 		}

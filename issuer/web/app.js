@@ -273,6 +273,25 @@
 
   // ---- tokens ---------------------------------------------------------
 
+  // A session token is one from POST /user-token without a name: what a
+  // script or a sign-in trades a password for, usually for 24 hours. They
+  // come by the dozen, so the list shows named tokens unless asked.
+  function isSession(t) {
+    return !t.name;
+  }
+
+  // lifetimeMs is how long a token was made to live.
+  function lifetimeMs(t) {
+    return Date.parse(t.expires_at) - Date.parse(t.issued_at);
+  }
+
+  // warnsOfExpiry: only a token meant to outlive the warning window gets
+  // the "expires soon" badge in its last WARN_DAYS; for a 24-hour token,
+  // expiring soon is its nature, not news.
+  function warnsOfExpiry(t, expMs) {
+    return expMs < WARN_DAYS * DAY && lifetimeMs(t) > WARN_DAYS * DAY;
+  }
+
   function statusOf(t) {
     if (t.revoked) return 'revoked';
     if (t.expired || Date.parse(t.expires_at) <= Date.now()) return 'expired';
@@ -338,12 +357,29 @@
     const q = $('f-search').value.trim();
     const st = $('f-status').value;
     const ty = $('f-type').value;
-    const rows = state.tokens.filter((t) => (!st || statusOf(t) === st) && (!ty || t.type === ty) && matches(t, q));
+    const kind = $('f-kind').value;
+    const kindOK = (t) => !kind || (kind === 'session') === isSession(t);
+    const others = (t) => (!st || statusOf(t) === st) && (!ty || t.type === ty) && matches(t, q);
+    const rows = state.tokens.filter((t) => kindOK(t) && others(t));
     const body = $('tokens-body');
     body.replaceChildren(...rows.map((t) => tokenRow(t, admin)));
     $('tokens-empty').hidden = rows.length > 0;
     $('tokens-empty').textContent = state.tokens.length ? 'No tokens match these filters.' : 'No tokens yet.';
     $('tokens-count').textContent = `${rows.length} of ${state.tokens.length} token${state.tokens.length === 1 ? '' : 's'}`;
+    // Say what the kind filter leaves out, with a way to see it.
+    const hidden = kind ? state.tokens.filter((t) => !kindOK(t) && others(t)).length : 0;
+    const note = $('tokens-hidden');
+    note.hidden = hidden === 0;
+    if (hidden) {
+      const plural = hidden === 1 ? '' : 's';
+      const verb = hidden === 1 ? 'is' : 'are';
+      $('tokens-hidden-text').textContent =
+        kind === 'named'
+          ? `${hidden} session token${plural} (from POST /user-token, without a name) ${verb} not shown.`
+          : `${hidden} named token${plural} ${verb} not shown.`;
+      $('tokens-hidden-show').textContent = kind === 'named' ? 'Show session tokens' : 'Show named tokens';
+      $('tokens-hidden-show').dataset.kind = kind === 'named' ? 'session' : 'named';
+    }
   }
 
   function tokenRow(t, admin) {
@@ -359,7 +395,7 @@
     }
     const expires = cell('Expires', {}, el('span', { title: t.expires_at, text: fmtDate(t.expires_at) }));
     const expBox = expires.firstChild;
-    if (status === 'active' && expMs < WARN_DAYS * DAY) {
+    if (status === 'active' && warnsOfExpiry(t, expMs)) {
       expBox.append(' ', el('span', { class: 'badge soon', text: `expires ${relative(expMs)}` }));
     } else if (status === 'active') {
       expBox.append(el('span', { class: 'sub', text: relative(expMs) }));
@@ -381,7 +417,9 @@
     return el(
       'tr',
       { dataset: { id: t.token_id, status } },
-      cell('Name', {}, el('strong', { text: t.name || '(unnamed)' }), t.description ? el('span', { class: 'sub', text: t.description }) : null),
+      isSession(t)
+        ? cell('Name', {}, el('span', { class: 'muted', text: 'Session token' }), el('span', { class: 'sub', text: 'from a sign-in (POST /user-token)' }))
+        : cell('Name', {}, el('strong', { text: t.name }), t.description ? el('span', { class: 'sub', text: t.description }) : null),
       cell('Type', {}, el('span', { class: 'badge type', text: t.type })),
       owner,
       scopeCell,
@@ -540,6 +578,7 @@
     $('n-mode-preset').disabled = !anyPreset;
     $('n-mode-preset').nextElementSibling.textContent = anyPreset ? 'A preset' : 'A preset (none available)';
     const held = cfg.scopes.length ? cfg.scopes.join(', ') : 'nothing';
+    $('n-default-help').textContent = defaultScopesText();
     $('n-scope-help').textContent = `Your role may grant: ${cfg.scopes.includes('*') ? 'every scope (*)' : held}. A pattern ending in * covers every scope that starts with it.`;
   }
 
@@ -559,11 +598,37 @@
     input.value = dateInputValue(def);
     input.dataset.default = input.value;
     $('n-expires-help').textContent = `Default ${days(cfg.default_ttl_seconds)}; at most ${days(cfg.max_ttl_seconds)} (until ${fmtDate(max.toISOString())}).`;
-    $('n-mode-pick').checked = true;
+    // Start from the user's default, never from nothing: the configured
+    // default preset when the user may grant it, else every scope they
+    // hold (what the API gives a request that names no scopes).
+    const preset = defaultPreset();
     const firstAllowed = cfg.presets.find((p) => p.allowed);
-    if (firstAllowed) $('n-preset').value = firstAllowed.name;
+    if (preset) {
+      $('n-mode-preset').checked = true;
+      $('n-preset').value = preset.name;
+      // Switching to "one by one" keeps the same scopes ticked.
+      state.pickedScopes = new Set(preset.scopes);
+    } else {
+      $('n-mode-pick').checked = true;
+      if (firstAllowed) $('n-preset').value = firstAllowed.name;
+      state.pickedScopes = new Set(cfg.scopes);
+    }
     syncScopeMode();
     renderScopeList();
+  }
+
+  // defaultPreset is the configured default preset (ui.default_preset)
+  // when the user may grant it.
+  function defaultPreset() {
+    const name = state.cfg.default_preset;
+    return (name && state.cfg.presets.find((p) => p.name === name && p.allowed)) || null;
+  }
+
+  function defaultScopesText() {
+    const p = defaultPreset();
+    if (p) return `The form starts from the preset “${p.name}”, this issuer's default.`;
+    if (!state.cfg.scopes.length) return 'Your role may grant no scope, so a token of yours grants nothing.';
+    return 'The form starts with all of your scopes ticked; untick what the token does not need.';
   }
 
   function syncScopeMode() {
@@ -575,7 +640,7 @@
   }
 
   function knownScopes() {
-    const all = new Set([...state.cfg.known_scopes, ...state.customScopes, ...state.pickedScopes]);
+    const all = new Set([...state.cfg.known_scopes, ...state.cfg.scopes, ...state.customScopes, ...state.pickedScopes]);
     return [...all].sort();
   }
 
@@ -588,14 +653,20 @@
         const id = `scope-${i}-${s.replace(/[^A-Za-z0-9_-]/g, '_')}`;
         const box = el('input', { type: 'checkbox', id, value: s, checked: state.pickedScopes.has(s) });
         const from = state.cfg.presets.filter((p) => p.scopes.includes(s)).map((p) => p.name);
-        return el('li', {}, el('div', { class: 'check' }, box, el('label', { for: id }, s, from.length ? el('span', { class: 'from', text: `  in ${from.join(', ')}` }) : null)));
+        const what = s === '*' ? el('span', { class: 'from', text: '  every scope' }) : s.endsWith('*') ? el('span', { class: 'from', text: `  every scope starting with ${s.slice(0, -1)}` }) : null;
+        return el('li', {}, el('div', { class: 'check' }, box, el('label', { for: id }, s, what, from.length ? el('span', { class: 'from', text: `  in ${from.join(', ')}` }) : null)));
       }),
     );
     if (!items.length) {
       list.append(el('li', {}, el('div', { class: 'check muted', text: q ? 'No known scope matches; press Add to use it as typed.' : 'No known scopes; type one and press Add.' })));
     }
+    showPicked();
+  }
+
+  function showPicked() {
     const picked = [...state.pickedScopes].sort();
     $('n-scope-selected').textContent = picked.length ? picked.join(' ') : 'none — the token will grant nothing';
+    $('n-scope-selected').classList.toggle('warn-text', !picked.length);
   }
 
   // scopeProblem mirrors the issuer's shape rules so mistakes show at once;
@@ -821,7 +892,12 @@
         route();
       }
     });
-    for (const id of ['f-search', 'f-status', 'f-type']) $(id).addEventListener('input', renderTokens);
+    for (const id of ['f-search', 'f-status', 'f-type', 'f-kind']) $(id).addEventListener('input', renderTokens);
+    $('tokens-hidden-show').addEventListener('click', () => {
+      $('f-kind').value = $('tokens-hidden-show').dataset.kind;
+      renderTokens();
+      $('f-kind').focus();
+    });
     $('filters').addEventListener('submit', (ev) => ev.preventDefault());
     $('tokens-body').addEventListener('click', onTokenAction);
     $('new-form').addEventListener('submit', onCreate);
@@ -841,8 +917,7 @@
       if (box.type !== 'checkbox') return;
       if (box.checked) state.pickedScopes.add(box.value);
       else state.pickedScopes.delete(box.value);
-      const picked = [...state.pickedScopes].sort();
-      $('n-scope-selected').textContent = picked.length ? picked.join(' ') : 'none — the token will grant nothing';
+      showPicked();
     });
     $('secret-copy').addEventListener('click', copySecret);
     $('secret-download').addEventListener('click', downloadSecret);

@@ -5,7 +5,13 @@
 // once, reload and not see it again, revoke it (confirming) and find it
 // revoked through the API; a member is offered no administrative token and
 // the API refuses one; the page's Content-Security-Policy holds and nothing
-// is loaded from outside the issuer.
+// is loaded from outside the issuer. Session tokens (POST /user-token,
+// unnamed) stay out of the way under their own filter and wear no expiry
+// badge; a long-lived token warns in its last week; New token starts from
+// the user's default scopes (the configured default preset for the admin,
+// every scope the member holds), never from nothing. Pages of other origins
+// (another port of the same site, another site) cannot drive the API through
+// a browser that cached an admin's Basic credentials.
 //
 // Environment:
 //   SIGNET_UI_URL                 issuer base URL (required), e.g. http://127.0.0.1:8080
@@ -19,6 +25,7 @@
 import { chromium } from 'playwright-core';
 import { strict as assert } from 'node:assert';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -130,6 +137,82 @@ function row(page, name) {
   return page.locator('#tokens-body tr').filter({ has: page.locator('strong', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
 }
 
+// otherOrigin serves a blank page on another loopback port: a page that
+// is not the issuer's, on the issuer's site (same host, another port) or,
+// under another host name, on another site.
+function otherOrigin() {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>another origin</title><p>not the issuer');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port }));
+  });
+}
+
+// crossOriginAttacks makes the browser send, from page p (of another
+// origin), every kind of request a page can send without CORS: fetch and
+// XMLHttpRequest with a raw body (no Content-Type), sendBeacon, and plain
+// HTML forms, to add an admin and to regenerate tokenId. It returns how
+// many requests to the issuer it made.
+async function crossOriginAttacks(p, pageURL, tokenId, tag) {
+  await p.goto(pageURL);
+  await p.evaluate(
+    async ({ base, id, tag }) => {
+      const admin = (how) => JSON.stringify({ username: `mallory-${tag}-${how}`, password: 'mallory-password-1', email: `m-${how}@evil.example`, role: 'admin' });
+      const bytes = (s) => new TextEncoder().encode(s); // a raw body: no Content-Type
+      const regen = base + '/tokens/' + encodeURIComponent(id) + '/regenerate';
+      const quiet = (pr) => pr.then(() => {}, () => {});
+      await quiet(fetch(base + '/users', { method: 'POST', mode: 'no-cors', credentials: 'include', body: bytes(admin('fetch')) }));
+      await quiet(fetch(regen, { method: 'POST', mode: 'no-cors', credentials: 'include', body: new Uint8Array(0) }));
+      const xhr = (url, body) =>
+        new Promise((resolve) => {
+          const x = new XMLHttpRequest();
+          x.open('POST', url);
+          x.withCredentials = true;
+          x.onloadend = resolve;
+          x.send(body);
+        });
+      await xhr(base + '/users', bytes(admin('xhr')));
+      await xhr(regen, null);
+      if (!navigator.sendBeacon(base + '/users', new Blob([admin('beacon')]))) throw new Error('sendBeacon refused to queue');
+      if (!navigator.sendBeacon(regen, new Blob([]))) throw new Error('sendBeacon refused to queue');
+    },
+    { base: BASE, id: tokenId, tag },
+  );
+  // Plain HTML forms: an empty POST to regenerate, and a text/plain body
+  // that spells a JSON object to add an admin.
+  const submit = async (action, enctype, fields) => {
+    await p.goto(pageURL);
+    await Promise.all([
+      p.waitForURL(action),
+      p.evaluate(
+        ({ action, enctype, fields }) => {
+          const f = document.createElement('form');
+          f.method = 'POST';
+          f.action = action;
+          f.enctype = enctype;
+          for (const [name, value] of fields) {
+            const i = document.createElement('input');
+            i.type = 'hidden';
+            i.name = name;
+            i.value = value;
+            f.append(i);
+          }
+          document.body.append(f);
+          f.submit();
+        },
+        { action, enctype, fields },
+      ),
+    ]);
+  };
+  await submit(BASE + '/tokens/' + encodeURIComponent(tokenId) + '/regenerate', 'application/x-www-form-urlencoded', []);
+  const json = JSON.stringify({ username: `mallory-${tag}-form`, password: 'mallory-password-1', email: 'm-form@evil.example', role: 'admin', x: '' });
+  await submit(BASE + '/users', 'text/plain', [[json.slice(0, -2), '"}']]);
+  return 8;
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -161,6 +244,9 @@ async function main() {
       const old = await apiOK('POST', '/tokens', ADMIN, { name: 'old-laptop', scopes: ['bucket:in.c-main:read'] }, 201);
       await apiOK('DELETE', '/tokens/' + encodeURIComponent(old.token_id), ADMIN, undefined, 204);
       await apiOK('POST', '/tokens', MEMBER, { name: 'notebook', scopes: [] }, 201);
+      // Session tokens: what scripts and sign-ins trade a password for.
+      for (let i = 0; i < 3; i++) await apiOK('POST', '/user-token', ADMIN, undefined, 200);
+      await apiOK('POST', '/user-token', MEMBER, undefined, 200);
     });
 
     const ctx = await browser.newContext(ctxOpts);
@@ -195,9 +281,34 @@ async function main() {
       assert.ok(!(await page.content()).includes(ADMIN.pass), 'the password is not in the page');
     });
 
-    await step('the list shows owner, scopes, expiry warnings and status', async () => {
+    await step('named tokens by default; session tokens under their own filter, without expiry badges', async () => {
+      assert.equal(await page.getByLabel('Show', { exact: true }).inputValue(), 'named');
+      await row(page, 'grafana').waitFor();
+      assert.equal(await page.locator('#tokens-body tr', { hasText: 'Session token' }).count(), 0, 'no session token among the named ones');
+      await page.locator('#tokens-hidden', { hasText: '4 session tokens' }).waitFor();
+      // A token made to live two days is not warned about: expiring soon is its plan.
       const nightly = row(page, 'reports-nightly');
-      await nightly.locator('.badge.soon', { hasText: /expires in 2 days/ }).waitFor();
+      await nightly.locator('.sub', { hasText: /in 2 days/ }).waitFor();
+      assert.equal(await nightly.locator('.badge.soon').count(), 0, 'a 2-day token wears no expiry badge');
+      await page.getByRole('button', { name: 'Show session tokens' }).click();
+      assert.equal(await page.getByLabel('Show', { exact: true }).inputValue(), 'session');
+      const sessions = page.locator('#tokens-body tr');
+      await page.waitForFunction(() => document.querySelectorAll('#tokens-body tr').length === 4);
+      for (let i = 0; i < 4; i++) {
+        const r = sessions.nth(i);
+        assert.ok((await r.innerText()).includes('Session token'), 'the filter shows session tokens');
+        assert.ok(/in 2[34] hours/.test(await r.locator('[data-label="Expires"]').innerText()), 'a session token says when it ends');
+      }
+      assert.equal(await page.locator('#tokens-body .badge.soon').count(), 0, 'no session token wears an expiry badge');
+      await page.locator('#tokens-hidden', { hasText: /named tokens are not shown/ }).waitFor();
+      await page.getByLabel('Show', { exact: true }).selectOption('');
+      await row(page, 'grafana').waitFor();
+      assert.equal(await page.locator('#tokens-body tr', { hasText: 'Session token' }).count(), 4);
+      assert.ok(await page.locator('#tokens-hidden').isHidden(), 'nothing is left out under All');
+      await page.getByLabel('Show', { exact: true }).selectOption('named');
+    });
+
+    await step('the list shows owner, scopes and status', async () => {
       assert.equal(await row(page, 'grafana').locator('[data-label="Owner"]').innerText().then((s) => s.includes('organization')), true);
       assert.equal(await row(page, 'old-laptop').count(), 0, 'revoked tokens are hidden under the Active filter');
       await page.getByLabel('Status', { exact: true }).selectOption('');
@@ -218,6 +329,14 @@ async function main() {
       await page.getByRole('heading', { name: 'New token' }).waitFor();
       await page.getByLabel('Name', { exact: true }).fill('ci-deploy');
       await page.getByLabel('Description').fill('Deploys from CI to production');
+      // The form starts from the configured default preset, visibly.
+      assert.ok(await page.getByLabel('A preset').isChecked(), 'the default preset is chosen');
+      assert.equal(await page.getByLabel('Preset', { exact: true }).inputValue(), 'deploy');
+      await page.locator('#n-preset-scopes', { hasText: 'deploy:run registry:push' }).waitFor();
+      await page.locator('#n-default-help', { hasText: 'deploy' }).waitFor();
+      // One by one keeps those scopes ticked.
+      await page.getByLabel('Pick scopes one by one').check();
+      await page.locator('#n-scope-selected', { hasText: 'deploy:run registry:push' }).waitFor();
       const admin = page.getByLabel(/Administrative token/);
       assert.ok(await admin.isVisible(), 'admins are offered the administrative checkbox');
       await admin.check();
@@ -380,6 +499,18 @@ async function main() {
     });
     await ctx.close();
 
+    await step('a token meant to live long warns in its last week', async () => {
+      // The browser's clock 86 days on: grafana (90 days) has 4 days left.
+      const later = await browser.newContext(ctxOpts);
+      await later.clock.setFixedTime(new Date(Date.now() + 86 * 86400000));
+      const p = await later.newPage();
+      p.setDefaultTimeout(STEP_TIMEOUT);
+      watch(p, 'later');
+      await signIn(p, ADMIN);
+      await row(p, 'grafana').locator('.badge.soon', { hasText: /expires in 4 days/ }).waitFor();
+      await later.close();
+    });
+
     await step('the page is usable at phone width (390px)', async () => {
       const phone = await browser.newContext({ ...ctxOpts, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
       const p = await phone.newPage();
@@ -413,12 +544,33 @@ async function main() {
       await p.getByRole('link', { name: 'New token' }).first().click();
       await p.getByRole('heading', { name: 'New token' }).waitFor();
       assert.equal(await p.getByLabel(/Administrative token/).isVisible(), false, 'no administrative checkbox for members');
-      // The member creates a personal token through the form.
+      // The default preset (deploy) is beyond the member's role: the form
+      // starts from every scope the member holds, ticked and said.
+      assert.ok(await p.getByLabel('Pick scopes one by one').isChecked());
+      assert.equal((await p.locator('#n-scope-selected').innerText()).trim(), 'bucket:* reports:*');
+      await p.locator('#n-default-help', { hasText: 'all of your scopes' }).waitFor();
+      // One click makes a token that grants what the member holds, not nothing.
+      await p.getByLabel('Name', { exact: true }).fill('member-default');
+      await p.getByRole('button', { name: 'Create token' }).click();
+      await p.getByRole('heading', { name: 'Your new token' }).waitFor();
+      const defId = (await p.locator('#secret-id').innerText()).trim();
+      assert.deepEqual((await apiOK('GET', '/tokens/' + encodeURIComponent(defId), MEMBER, undefined, 200)).scopes, ['bucket:*', 'reports:*']);
+      await p.getByRole('button', { name: 'Done, I saved it' }).click();
+      await p.getByRole('heading', { name: 'Access tokens' }).waitFor();
+      await p.locator('#tokens-hidden', { hasText: '1 session token (' }).waitFor();
+      // The member creates a personal token with one scope through the form.
+      await p.getByRole('link', { name: 'New token' }).first().click();
+      await p.getByRole('heading', { name: 'New token' }).waitFor();
+      await p.locator('#n-scope-list input[value="bucket:*"]').uncheck();
+      await p.locator('#n-scope-list input[value="reports:*"]').uncheck();
+      await p.locator('#n-scope-selected', { hasText: 'the token will grant nothing' }).waitFor();
       await p.getByLabel('Name', { exact: true }).fill('member-report');
       await p.getByLabel('Find or add a scope').fill('reports:read');
       await p.getByLabel('Find or add a scope').press('Enter');
       await p.getByRole('button', { name: 'Create token' }).click();
       await p.getByRole('heading', { name: 'Your new token' }).waitFor();
+      const reportId = (await p.locator('#secret-id').innerText()).trim();
+      assert.deepEqual((await apiOK('GET', '/tokens/' + encodeURIComponent(reportId), MEMBER, undefined, 200)).scopes, ['reports:read']);
       await p.getByRole('button', { name: 'Done, I saved it' }).click();
       // The API refuses an administrative token to the member, by password or by session.
       await apiOK('POST', '/tokens', MEMBER, { name: 'sneaky', type: 'administrative', scopes: [] }, 403);
@@ -435,6 +587,66 @@ async function main() {
       await apiOK('DELETE', '/tokens/' + encodeURIComponent(adminTokenId), MEMBER, undefined, 404);
       await apiOK('GET', '/users', MEMBER, undefined, 403);
       await mctx.close();
+    });
+
+    await step('pages of other origins cannot drive the API with cached Basic credentials', async () => {
+      const victim = await apiOK('POST', '/tokens', ADMIN, { name: 'csrf-target', scopes: ['reports:read'] }, 201);
+      const usersBefore = (await apiOK('GET', '/users', ADMIN, undefined, 200)).users.map((u) => u.username).sort();
+      const other = await otherOrigin();
+      const bctx = await browser.newContext(ctxOpts);
+      try {
+        // The admin once opened an issuer URL with credentials: the
+        // browser caches them and attaches them to later requests.
+        const seed = await bctx.newPage();
+        const withCreds = new URL(BASE + '/tokens');
+        withCreds.username = ADMIN.user;
+        withCreds.password = ADMIN.pass;
+        const seeded = await seed.goto(withCreds.href);
+        assert.equal(seeded.status(), 200, 'the admin opened the issuer with Basic credentials');
+
+        const sent = []; // every state-changing request the browser sent to the issuer
+        bctx.on('request', (req) => {
+          if (req.url().startsWith(ORIGIN + '/') && req.method() !== 'GET') sent.push(req);
+        });
+        const host = new URL(BASE).hostname;
+        const sameSite = `http://${host}:${other.port}/`; // another port: same site, another origin
+        const otherSite = `http://${host === 'localhost' ? '127.0.0.1' : 'localhost'}:${other.port}/`;
+        const p = await bctx.newPage();
+        p.setDefaultTimeout(STEP_TIMEOUT);
+        let want = 0;
+        for (const [tag, pageURL] of [['samesite', sameSite], ['crosssite', otherSite]]) {
+          const from = sent.length;
+          // A read from this page shows whether the browser attaches the
+          // cached credentials here: 200 means it does (across ports of one
+          // site it does; Chromium partitions its auth cache by site).
+          await p.goto(pageURL);
+          const probe = ORIGIN + '/tokens?probe=' + tag;
+          const [read] = await Promise.all([
+            p.waitForResponse((r) => r.url() === probe),
+            p.evaluate((u) => fetch(u, { mode: 'no-cors', credentials: 'include' }).then(() => {}, () => {}), probe),
+          ]);
+          if (tag === 'samesite') assert.equal(read.status(), 200, `a read from ${pageURL} carried the cached credentials`);
+          else console.log(`    # a read from ${pageURL} got ${read.status()}`);
+          want += await crossOriginAttacks(p, pageURL, victim.token_id, tag);
+          const deadline = Date.now() + STEP_TIMEOUT;
+          while (sent.length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          assert.equal(sent.length, want, `requests the browser sent from ${pageURL}: got ${sent.map((r) => r.method() + ' ' + r.url()).join(', ')}`);
+          for (const req of sent.slice(from)) {
+            const what = `${req.method()} ${new URL(req.url()).pathname} from ${pageURL} (${req.resourceType()})`;
+            const resp = await req.response(); // null when the request failed (a blocked navigation)
+            if (resp) assert.equal(resp.status(), 403, `${what}: got status ${resp.status()}, want 403`);
+          }
+        }
+      } finally {
+        await bctx.close();
+        other.server.close();
+      }
+      const meta = await apiOK('GET', '/tokens/' + encodeURIComponent(victim.token_id), ADMIN, undefined, 200);
+      assert.equal(meta.revoked, false, 'the token was not regenerated (its old value would be revoked)');
+      const named = (await apiOK('GET', '/tokens?include_revoked=true', ADMIN, undefined, 200)).tokens.filter((t) => t.name === 'csrf-target');
+      assert.equal(named.length, 1, `tokens named csrf-target: got ${named.length}, want 1`);
+      const usersAfter = (await apiOK('GET', '/users', ADMIN, undefined, 200)).users.map((u) => u.username).sort();
+      assert.deepEqual(usersAfter, usersBefore, 'no user was added');
     });
 
     await step('no console errors, CSP violations or outside requests', async () => {

@@ -90,6 +90,26 @@ func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error)
 	return users, nil
 }
 
+// RehashPassword replaces the user's password hash with newHash while it
+// is still oldHash, leaving updated_at alone, and reports whether it did.
+func (s *Store) RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error) {
+	if oldHash == "" || newHash == "" {
+		return false, fmt.Errorf("postgres: rehash password of %s: empty password hash", username)
+	}
+	if err := checkText("password hash", newHash); err != nil {
+		return false, fmt.Errorf("postgres: rehash password: %w", err)
+	}
+	if !storable(username, oldHash) {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $3 WHERE username = $1 AND password_hash = $2`,
+		username, oldHash, newHash)
+	if err != nil {
+		return false, fmt.Errorf("postgres: rehash password of %s: %w", username, mapErr(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // SetPassword replaces the user's password hash (store.ErrNotFound when the
 // user is absent). When revokeBefore is not zero it also revokes, in the
 // same transaction, the user's personal tokens issued before it and appends

@@ -107,6 +107,28 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 	})
 }
 
+// RehashPassword replaces the user's password hash with newHash while it
+// is still oldHash, leaving updated_at alone, and reports whether it did.
+func (s *Store) RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error) {
+	if oldHash == "" || newHash == "" {
+		return false, fmt.Errorf("sqlite: rehash password of %s: empty password hash", username)
+	}
+	var n int64
+	err := s.write(ctx, "rehash password of "+username, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?`,
+			newHash, username, oldHash)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
 // DeleteUser removes the user and, in the same transaction, revokes their
 // personal tokens and appends one RevokeSubject entry with NotBefore=now,
 // expiring at revokeExpires or later when a token it revokes expires later.

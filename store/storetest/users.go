@@ -20,6 +20,7 @@ func userTests() []subtest {
 		{"User/SetPassword", testSetPassword},
 		{"User/SetPasswordRevoke", testSetPasswordRevoke},
 		{"User/SetPasswordMissing", testSetPasswordMissing},
+		{"User/RehashPassword", testRehashPassword},
 		{"User/Delete", testDeleteUser},
 		{"User/DeleteMissing", testDeleteUserMissing},
 		{"User/DeleteThenRecreate", testDeleteUserRecreate},
@@ -163,6 +164,49 @@ func testSetPassword(t *testing.T, s store.Store) {
 	checkToken(t, "token after SetPassword without revocation", mustGetToken(t, s, "tok-a"), tok)
 	if l := latest(t, s); l != before {
 		t.Errorf("Latest after SetPassword without revocation: got %d, want %d", l, before)
+	}
+}
+
+func testRehashPassword(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := newUser("alice", "acme", store.RoleAdmin)
+	mustCreateUser(t, s, u)
+	before := latest(t, s)
+
+	ok, err := s.RehashPassword(ctx, "alice", u.PasswordHash, "$2a$12$rehashed")
+	if err != nil || !ok {
+		t.Fatalf("RehashPassword(current hash): got %v, %v, want true, nil", ok, err)
+	}
+	want := u
+	want.PasswordHash = "$2a$12$rehashed"
+	got, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "GetUser after RehashPassword (UpdatedAt unchanged)", got, want)
+
+	// A password set meanwhile wins: the stale hash replaces nothing.
+	if err := s.SetPassword(ctx, "alice", "$2a$10$changed", at(time.Hour), time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("SetPassword: got error %v, want nil", err)
+	}
+	ok, err = s.RehashPassword(ctx, "alice", "$2a$12$rehashed", "$2a$12$stale")
+	if err != nil || ok {
+		t.Fatalf("RehashPassword(stale hash): got %v, %v, want false, nil", ok, err)
+	}
+	if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$2a$10$changed" {
+		t.Errorf("hash after a stale RehashPassword: got %q, want the password set meanwhile", got.PasswordHash)
+	}
+	if ok, err := s.RehashPassword(ctx, "nobody", "$2a$10$x", "$2a$10$y"); err != nil || ok {
+		t.Errorf("RehashPassword(missing user): got %v, %v, want false, nil", ok, err)
+	}
+	if _, err := s.RehashPassword(ctx, "alice", "$2a$10$changed", ""); err == nil {
+		t.Error("RehashPassword(empty new hash): got nil error, want one")
+	}
+	if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$2a$10$changed" {
+		t.Errorf("hash after a refused RehashPassword: got %q, want it unchanged", got.PasswordHash)
+	}
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after RehashPassword: got %d, want %d (nothing revoked)", l, before)
 	}
 }
 
