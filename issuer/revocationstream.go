@@ -111,11 +111,17 @@ func (h *streamHub) watch(f *revocationFeed, serverDone <-chan struct{}) {
 	h.watching = true
 	go func() {
 		for {
-			_, _, changed, err := f.view()
+			_, version, changed, err := f.view()
 			if err != nil {
 				// Stale or not loaded: streams notice it at their next
 				// keep-alive; check again shortly.
 				changed = nil
+			} else {
+				// Also every PollInterval: a stream behind the version
+				// (a wake that raced with it, a change made while the
+				// list was stale) is woken again, so none waits for its
+				// keep-alive.
+				h.wakeBehind(version)
 			}
 			retry := time.NewTimer(f.cfg.PollInterval)
 			select {
@@ -146,6 +152,19 @@ func (h *streamHub) wake() {
 	}
 }
 
+// wakeBehind wakes the streams that have not looked at the log since it
+// reached version.
+func (h *streamHub) wakeBehind(version uint64) {
+	past := time.Unix(1, 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.streams {
+		if s.looked.Load() != version {
+			_ = s.conn.SetReadDeadline(past)
+		}
+	}
+}
+
 // close ends every stream and refuses new ones.
 func (h *streamHub) close() {
 	h.closing.Store(true)
@@ -166,6 +185,8 @@ type eventStream struct {
 	chunked bool   // HTTP/1.1: chunked body; HTTP/1.0: body until close
 	last    uint64 // the highest Seq sent (or the point resumed from)
 	seen    uint64 // the list version last looked at
+	// looked is seen for the hub, which reads it from its own goroutine.
+	looked  atomic.Uint64
 	version uint64
 	pending []revocation.Entry
 	reset   bool
@@ -268,6 +289,7 @@ func (s *eventStream) serve() {
 				return
 			}
 		}
+		s.looked.Store(version)
 		if now := time.Now(); !now.Before(nextKeepAlive) {
 			if f.ready() != nil {
 				s.end() // a keep-alive would vouch for a list that is stale
