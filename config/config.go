@@ -35,6 +35,7 @@ type Config struct {
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
 	UI         UI                  `mapstructure:"ui"`
+	Gate       Gate                `mapstructure:"gate"`
 }
 
 // UI configures the web page at /ui/.
@@ -120,6 +121,19 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json
 }
 
+// Gate configures `signet gate`, the forward-auth server beside a reverse
+// proxy.
+type Gate struct {
+	Listen    string `mapstructure:"listen"`
+	IssuerURL string `mapstructure:"issuer_url"`
+	Audience  string `mapstructure:"audience"`
+	// MaxStaleness is how long the last synced revocation list is trusted
+	// while the issuer is unreachable; past it the gate answers 503.
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+	// FailOpen keeps accepting tokens on a stale list instead.
+	FailOpen bool `mapstructure:"fail_open"`
+}
+
 // Default returns the configuration used when nothing overrides it.
 func Default() Config {
 	return Config{
@@ -167,6 +181,7 @@ func Default() Config {
 		},
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
+		Gate:    Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
 	}
 }
 
@@ -487,6 +502,15 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	if _, port, err := net.SplitHostPort(c.Gate.Listen); err != nil || port == "" {
+		bad("gate.listen", "%q is not an address to listen on; want host:port or :port", c.Gate.Listen)
+	}
+	if u := c.Gate.IssuerURL; u != "" && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		bad("gate.issuer_url", "%q must be an http(s) URL", u)
+	}
+	if c.Gate.MaxStaleness <= 0 {
+		bad("gate.max_staleness", "%s must be positive", c.Gate.MaxStaleness)
 	}
 	if p := c.UI.DefaultPreset; p != "" {
 		if _, ok := c.Presets[p]; !ok {

@@ -41,8 +41,10 @@ type streamHub struct {
 	buffers sync.Pool
 }
 
-// encodedFrames are the events of the entries after from up to version.
+// encodedFrames are the events of the entries after from up to version
+// of the log gen.
 type encodedFrames struct {
+	gen           int
 	from, version uint64
 	last          uint64 // the Seq of the last entry in the range
 	bytes         []byte
@@ -111,7 +113,8 @@ func (h *streamHub) watch(f *revocationFeed, serverDone <-chan struct{}) {
 	h.watching = true
 	go func() {
 		for {
-			_, version, changed, err := f.view()
+			v, err := f.view()
+			changed, version := v.changed, v.cursor.Version
 			if err != nil {
 				// Stale or not loaded: streams notice it at their next
 				// keep-alive; check again shortly.
@@ -187,7 +190,8 @@ type eventStream struct {
 	seen    uint64 // the list version last looked at
 	// looked is seen for the hub, which reads it from its own goroutine.
 	looked  atomic.Uint64
-	version uint64
+	cursor  revocation.Cursor // the feed's position when the stream opened
+	gen     int               // the log the stream follows (revocationFeed.gen)
 	pending []revocation.Entry
 	reset   bool
 	junk    int // bytes the client sent after its request
@@ -251,9 +255,7 @@ func (s *eventStream) serve() {
 	if !h.add(s) {
 		return
 	}
-	hello, _ := json.Marshal(struct {
-		Version uint64 `json:"version"`
-	}{s.version})
+	hello := helloData(s.cursor)
 	buf := h.buffer()
 	buf.WriteString("retry: 1000\nevent: hello\ndata: ")
 	buf.Write(hello)
@@ -278,18 +280,25 @@ func (s *eventStream) serve() {
 			s.end()
 			return
 		}
-		entries, version, _, err := f.view()
+		v, err := f.view()
 		if err != nil {
 			s.end() // a stream must not vouch for a stale list
 			return
 		}
-		if version != s.seen {
+		if v.gen != s.gen {
+			// The feed loaded another log (a restored or replaced
+			// database): what this subscriber holds may not be on it.
+			s.gen, s.cursor, s.last, s.seen = v.gen, v.cursor, v.cursor.Version, v.cursor.Version
+			if !s.sendString("event: reset\ndata: " + string(helloData(v.cursor)) + "\n\n") {
+				return
+			}
+		} else if version := v.cursor.Version; version != s.seen {
 			s.seen = version
-			if !s.sendNews(entries, version) {
+			if !s.sendNews(v.entries, version) {
 				return
 			}
 		}
-		s.looked.Store(version)
+		s.looked.Store(s.seen)
 		if now := time.Now(); !now.Before(nextKeepAlive) {
 			if f.ready() != nil {
 				s.end() // a keep-alive would vouch for a list that is stale
@@ -321,7 +330,7 @@ func (s *eventStream) serve() {
 // hub's cache when another stream encoded the same range.
 func (s *eventStream) sendNews(entries []revocation.Entry, version uint64) bool {
 	h := &s.feed.streams
-	if c := h.frames.Load(); c != nil && c.from == s.last && c.version == version {
+	if c := h.frames.Load(); c != nil && c.gen == s.gen && c.from == s.last && c.version == version {
 		s.last = c.last
 		return s.sendBytes(c.bytes)
 	}
@@ -332,7 +341,7 @@ func (s *eventStream) sendNews(entries []revocation.Entry, version uint64) bool 
 	from := s.last
 	buf := new(bytes.Buffer)
 	s.frames(buf, news)
-	h.frames.Store(&encodedFrames{from: from, version: version, last: s.last, bytes: buf.Bytes()})
+	h.frames.Store(&encodedFrames{gen: s.gen, from: from, version: version, last: s.last, bytes: buf.Bytes()})
 	return s.sendBytes(buf.Bytes())
 }
 
@@ -347,11 +356,13 @@ func (s *eventStream) sendBytes(body []byte) bool {
 // versionMoved reports whether the list version differs from the one last
 // looked at (or the list cannot be vouched for).
 func (s *eventStream) versionMoved() bool {
-	_, version, _, err := s.feed.view()
-	return err != nil || version != s.seen
+	v, err := s.feed.view()
+	return err != nil || v.cursor.Version != s.seen || v.gen != s.gen
 }
 
-// frames appends entries (skipping expired ones) as events to buf.
+// frames appends entries (skipping expired ones) as events to buf. Each
+// event carries the log's epoch, and its id is the cursor after it, so
+// that a client resuming with Last-Event-ID is checked against the log.
 func (s *eventStream) frames(buf *bytes.Buffer, entries []revocation.Entry) {
 	now := s.feed.now()
 	for _, e := range entries {
@@ -359,12 +370,13 @@ func (s *eventStream) frames(buf *bytes.Buffer, entries []revocation.Entry) {
 		if !liveAt(e, now) {
 			continue
 		}
+		e.Epoch = s.cursor.Epoch
 		data, err := json.Marshal(e)
 		if err != nil {
 			continue // cannot happen for these field types
 		}
 		buf.WriteString("id: ")
-		buf.WriteString(strconv.FormatUint(e.Seq, 10))
+		buf.WriteString(revocation.Cursor{Version: e.Seq, Epoch: e.Epoch, Tag: e.Tag}.String())
 		buf.WriteString("\nevent: revocation\ndata: ")
 		buf.Write(data)
 		buf.WriteString("\n\n")

@@ -12,7 +12,10 @@
 //	                   revoke, lookups, introspection (Basic and bearer)
 //	service_users.go   user rules: add, remove, password; the audit log
 //	service_keys.go    key withdrawal
-//	tokens.go          claims, minting, recording, cut-off timing, parsing values
+//	tokens.go          minting, recording, cut-off timing, parsing values
+//	                   (what a token is on the wire — claims, header policy,
+//	                   the strict parser, the scope-pattern rule — is the
+//	                   token package's, shared with keys and the verifier)
 //	scopes.go          scope shapes, patterns, presets
 //	request.go         strict JSON bodies, lifetimes
 //	auth.go, password.go  Basic credentials, password checks, the failure limiter
@@ -54,6 +57,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // Keys signs tokens and publishes the public keys. *keys.Keyring
@@ -61,10 +65,11 @@ import (
 type Keys interface {
 	// Sign signs payload (JWT claims) with the current signing key and
 	// returns the compact JWS (header typ at+jwt) and the key's kid.
-	Sign(payload []byte) (token, kid string, err error)
-	// Verify checks token's signature against every key held (including
-	// retired and withdrawn ones) and returns its payload and kid.
-	Verify(token []byte) (payload []byte, kid string, err error)
+	Sign(payload []byte) (value, kid string, err error)
+	// Verify checks value's signature against every key held (including
+	// retired and withdrawn ones) and returns its claims as the token
+	// package reads them, KeyID set to the signing key's kid.
+	Verify(value string) (token.Claims, error)
 	// JWKS returns the public key set as JSON.
 	JWKS() []byte
 	// JWKSVersion changes whenever JWKS does; it is the JWKS ETag.
@@ -177,8 +182,9 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	return s, nil
 }
 
-// readBufferSize bounds the request line and headers of one request.
-const readBufferSize = 3 * maxTokenLen
+// readBufferSize bounds the request line and headers of one request: a
+// token of maxTokenLen bytes in the query plus room for the rest.
+const readBufferSize = maxTokenLen + 16<<10
 
 func (s *Server) newApp() *fiber.App {
 	fc := fiber.Config{

@@ -1,9 +1,7 @@
 package keys
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,11 +16,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/token"
 )
 
 // TokenType is the JWS "typ" header of every token this package signs
-// (RFC 9068).
-const TokenType = "at+jwt"
+// (RFC 9068): token.Type.
+const TokenType = token.Type
 
 // Defaults applied by Open to zero Config fields.
 const (
@@ -166,9 +166,12 @@ func Open(cfg Config) (*Keyring, error) {
 	return k, nil
 }
 
-// Sign signs payload, a JSON object of claims, with the current signing key
-// and returns the compact JWS and the kid. The protected header holds alg,
-// kid and typ "at+jwt".
+// Sign signs payload, JWT claims as token.Claims writes them, with the
+// current signing key and returns the compact JWS and the kid. The
+// protected header holds alg, kid and typ "at+jwt". A payload that
+// token.ParseClaims refuses (not one JSON object, a duplicate or
+// case-variant member, no iss, exp or jti, ...) is refused: nothing is
+// signed that a verifier cannot read.
 //
 // Before signing, the signing key's file is opened and compared (inode,
 // size, mtime) with the version loaded. Every change to a key is an atomic
@@ -179,9 +182,10 @@ func Open(cfg Config) (*Keyring, error) {
 // NFS clients revalidate with the server (close-to-open consistency). When
 // the key changed and the directory cannot be re-read, Sign fails rather
 // than sign with a key that may be withdrawn.
-func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
-	if !isJSONObject(payload) {
-		return "", "", errors.New("keys: sign: payload is not a JSON object")
+func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
+	var c token.Claims
+	if err := token.ParseClaims(payload, &c); err != nil {
+		return "", "", fmt.Errorf("keys: sign: %w", err)
 	}
 	s := k.current().signing
 	if s == nil {
@@ -222,12 +226,6 @@ func (k *Keyring) onDisk(e *entry) bool {
 		return false
 	}
 	return statOf(fi).equal(e.stat)
-}
-
-// isJSONObject reports whether b is one valid JSON object.
-func isJSONObject(b []byte) bool {
-	t := bytes.TrimLeft(b, " \t\r\n")
-	return len(t) > 0 && t[0] == '{' && json.Valid(b)
 }
 
 // JWKS returns the RFC 7517 key set of the published keys (next, signing,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# the browser test of the web UI, and the README's walkthrough run as
-# written.
+# the browser test of the web UI, the README's walkthrough run as written,
+# and the gate behind real nginx and Caddy.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test`
@@ -60,6 +60,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     log "${missing[*]} missing: TestREADMEWalkthrough will be skipped"
   fi
+fi
+
+# The gate's proxies (nginx, Caddy): the same rule as the browser.
+if ! scripts/gate-e2e/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install nginx and caddy for the gate's tests"
+    exit 1
+  fi
+  log "nginx or caddy missing: TestGateNginx and TestGateCaddy will be skipped"
 fi
 
 log "go vet"
