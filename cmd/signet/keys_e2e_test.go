@@ -10,6 +10,16 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
+// revokeKey runs `signet keys revoke` for kid with e's configuration. A
+// kid may start with '-' (one in 64 does), so it goes after "--", with the
+// config flag before it.
+func (e *env) revokeKey(kid string) ([]byte, error) {
+	cmd := exec.Command(signetBinary(e.tb), "keys", "revoke", "--config", e.config, "--", kid)
+	cmd.Dir = e.dir
+	cmd.Env = cleanEnv()
+	return cmd.CombinedOutput()
+}
+
 // kidOf returns the kid in a token's protected header.
 func kidOf(tb testing.TB, token string) string {
 	tb.Helper()
@@ -41,10 +51,7 @@ func TestKeysRevokeStopsSigningAtOnce(t *testing.T) {
 		r := e.do("POST", "/user-token", "root", "admin-password-1", "")
 		mustStatus(t, r, 200)
 		kid := kidOf(t, r.json(t)["user-token"].(string))
-		// The kid may start with '-': the config flag goes before "--".
-		revoke := exec.Command(signetBinary(t), "keys", "revoke", "--config", e.config, "--", kid)
-		revoke.Env = cleanEnv()
-		if out, err := revoke.CombinedOutput(); err != nil {
+		if out, err := e.revokeKey(kid); err != nil {
 			t.Fatalf("round %d: keys revoke: %v: %s", round, err, out)
 		}
 		var wg sync.WaitGroup
