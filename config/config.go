@@ -58,6 +58,10 @@ type Server struct {
 	// TrustedProxies lists proxy addresses whose X-Forwarded-For is believed
 	// for the client address in audit events and rate limits.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TLSCertFile and TLSKeyFile, both set, make the issuer serve HTTPS
+	// only, re-reading the pair when the files change.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // Store selects the storage backend.
@@ -69,7 +73,7 @@ type Store struct {
 // Keys configures signing keys.
 type Keys struct {
 	Dir            string        `mapstructure:"dir"`
-	Algorithm      string        `mapstructure:"algorithm"` // EdDSA, ES256, RS256
+	Algorithm      string        `mapstructure:"algorithm"` // ES256 (default), EdDSA, RS256
 	PublishDelay   time.Duration `mapstructure:"publish_delay"`
 	RotationPeriod time.Duration `mapstructure:"rotation_period"` // 0 = no automatic rotation
 }
@@ -149,7 +153,7 @@ func Default() Config {
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
 			Dir:          "data/keys",
-			Algorithm:    "EdDSA",
+			Algorithm:    "ES256",
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
@@ -399,6 +403,14 @@ func (c Config) Validate() error {
 				bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR range", p)
 			}
 		}
+	}
+
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		key := "server.tls_key_file"
+		if c.Server.TLSCertFile == "" {
+			key = "server.tls_cert_file"
+		}
+		bad(key, "is missing: server.tls_cert_file and server.tls_key_file are set together")
 	}
 
 	switch c.Store.Driver {
