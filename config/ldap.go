@@ -1,8 +1,6 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -66,43 +64,46 @@ func defaultLDAP() LDAP {
 	}
 }
 
-// validate reports the first auth.ldap setting that cannot work. The
-// directory package checks the service account, the DNs and the filter's
-// syntax when signet serve builds it, before the store is opened. No
-// message repeats bind_password.
-func (l LDAP) validate() error {
+// validate reports, through bad, every auth.ldap setting that cannot
+// work. signet serve also builds the directory from them (the directory
+// package checks the service account, the DNs and the filter's syntax)
+// before it opens the store. No message repeats bind_password.
+func (l LDAP) validate(bad func(key, format string, args ...any)) {
 	if !l.Enabled() {
-		for key, v := range map[string]string{
-			"bind_dn": l.BindDN, "bind_password": l.BindPassword, "user_base": l.UserBase,
-			"organization": l.Organization, "admin_group": l.AdminGroup,
+		for _, kv := range [][2]string{
+			{"bind_dn", l.BindDN}, {"bind_password", l.BindPassword}, {"user_base", l.UserBase},
+			{"organization", l.Organization}, {"admin_group", l.AdminGroup},
 		} {
-			if v != "" {
-				return fmt.Errorf("config: auth.ldap.%s is set but auth.ldap.url is empty; set the url to use directory sign-in", key)
+			if kv[1] != "" {
+				bad("auth.ldap.url", "is empty but auth.ldap.%s is set; set the url to use directory sign-in", kv[0])
+				return
 			}
 		}
-		return nil
+		return
 	}
-	u, err := url.Parse(l.URL)
-	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
-		return fmt.Errorf("config: auth.ldap.url %q: want ldap://host[:port] or ldaps://host[:port]", l.URL)
+	if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
+		bad("auth.ldap.url", "%q: want ldap://host[:port] or ldaps://host[:port]", l.URL)
 	}
 	// bind_dn and bind_password are required by signet serve alone (the
 	// directory package says so when it is built): the offline commands
 	// and the gate read this file too, without the service account's
 	// password in their environment.
-	switch {
-	case strings.TrimSpace(l.UserBase) == "":
-		return errors.New("config: auth.ldap.user_base is empty: the DN under which users are searched is required")
-	case !strings.Contains(l.UserFilter, "{username}"):
-		return fmt.Errorf("config: auth.ldap.user_filter %q must contain {username}", l.UserFilter)
-	case strings.TrimSpace(l.EmailAttribute) == "":
-		return errors.New("config: auth.ldap.email_attribute is empty")
-	case l.Organization == "":
-		return errors.New("config: auth.ldap.organization is empty: the organization of every directory user is required")
-	case !orgName.MatchString(l.Organization):
-		return fmt.Errorf("config: auth.ldap.organization %q must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", l.Organization)
-	case l.SyncInterval < minLDAPSyncInterval || l.SyncInterval > maxLDAPSyncInterval:
-		return fmt.Errorf("config: auth.ldap.sync_interval %s is out of range; want between %s and %s", l.SyncInterval, minLDAPSyncInterval, maxLDAPSyncInterval)
+	if strings.TrimSpace(l.UserBase) == "" {
+		bad("auth.ldap.user_base", "is empty: the DN under which users are searched is required")
 	}
-	return nil
+	if !strings.Contains(l.UserFilter, "{username}") {
+		bad("auth.ldap.user_filter", "%q must contain {username}", l.UserFilter)
+	}
+	if strings.TrimSpace(l.EmailAttribute) == "" {
+		bad("auth.ldap.email_attribute", "is empty")
+	}
+	switch {
+	case l.Organization == "":
+		bad("auth.ldap.organization", "is empty: the organization of every directory user is required")
+	case !orgName.MatchString(l.Organization):
+		bad("auth.ldap.organization", "%q must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", l.Organization)
+	}
+	if l.SyncInterval < minLDAPSyncInterval || l.SyncInterval > maxLDAPSyncInterval {
+		bad("auth.ldap.sync_interval", "%s is out of range; want between %s and %s", l.SyncInterval, minLDAPSyncInterval, maxLDAPSyncInterval)
+	}
 }

@@ -73,6 +73,8 @@ func TestLDAPRefusesWhatCannotWork(t *testing.T) {
 		{"organization not an org name", "organization: corp", `organization: "Corp Inc"`, "auth.ldap.organization", nil},
 		{"empty user base", "user_base: ou=people,dc=example,dc=com", `user_base: ""`, "auth.ldap.user_base", nil},
 		{"keys without url", "url: ldaps://ldap.example.com", `url: ""`, "auth.ldap.url", nil},
+		{"a misspelt key", "    organization", "    usr_filter: (uid={username})\n    organization", "auth.ldap.usr_filter", nil},
+		{"a duration without a unit", "    organization", "    sync_interval: 300\n    organization", "auth.ldap.sync_interval", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -82,6 +82,19 @@ type Config struct {
 	TLSConfig *tls.Config
 }
 
+// ConfigError is a setting New refuses. Key is its auth.ldap key ("url",
+// "user_base", ...); Problem never repeats the bind password.
+type ConfigError struct {
+	Key     string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "auth.ldap." + e.Key + ": " + e.Problem }
+
+func configErr(key, format string, args ...any) *ConfigError {
+	return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
 // Entry is what the directory says about one user.
 type Entry struct {
 	// Username is the name the user signs in with.
@@ -100,8 +113,8 @@ type LDAP struct {
 	base *ldap.DN
 }
 
-// New checks cfg and returns the directory; nothing is dialled yet. Its
-// errors name the auth.ldap key at fault and never repeat the password.
+// New checks cfg and returns the directory; nothing is dialled yet. A
+// setting it refuses is a *ConfigError naming the auth.ldap key.
 func New(cfg Config) (*LDAP, error) {
 	if cfg.UserFilter == "" {
 		cfg.UserFilter = DefaultUserFilter
@@ -115,37 +128,37 @@ func New(cfg Config) (*LDAP, error) {
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("auth.ldap.url %q: want ldap://host[:port] or ldaps://host[:port]", cfg.URL)
+		return nil, configErr("url", "%q: want ldap://host[:port] or ldaps://host[:port]", cfg.URL)
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
-		return nil, fmt.Errorf("auth.ldap.url %q: only the scheme, host and port are used; put the base DN in auth.ldap.user_base", cfg.URL)
+		return nil, configErr("url", "%q: only the scheme, host and port are used; put the base DN in auth.ldap.user_base", cfg.URL)
 	}
 	switch {
 	case cfg.BindDN == "":
-		return nil, errors.New("auth.ldap.bind_dn is empty: the service account that finds users is required")
+		return nil, configErr("bind_dn", "is empty: the service account that finds users is required")
 	case cfg.BindPassword == "":
 		// A bind with a DN and no password would be anonymous.
-		return nil, errors.New("auth.ldap.bind_password is empty (set it, or SIGNET_AUTH_LDAP_BIND_PASSWORD): the service account needs its password")
+		return nil, configErr("bind_password", "is empty (set it, or SIGNET_AUTH_LDAP_BIND_PASSWORD): the service account needs its password")
 	}
 	if _, err := ldap.ParseDN(cfg.BindDN); err != nil {
-		return nil, fmt.Errorf("auth.ldap.bind_dn %q is not a DN: %w", cfg.BindDN, err)
+		return nil, configErr("bind_dn", "%q is not a DN: %v", cfg.BindDN, err)
 	}
 	base, err := ldap.ParseDN(cfg.UserBase)
 	if err != nil || cfg.UserBase == "" {
-		return nil, fmt.Errorf("auth.ldap.user_base %q is not a DN", cfg.UserBase)
+		return nil, configErr("user_base", "%q is not a DN", cfg.UserBase)
 	}
 	if cfg.AdminGroup != "" {
 		if _, err := ldap.ParseDN(cfg.AdminGroup); err != nil {
-			return nil, fmt.Errorf("auth.ldap.admin_group %q is not a DN: %w", cfg.AdminGroup, err)
+			return nil, configErr("admin_group", "%q is not a DN: %v", cfg.AdminGroup, err)
 		}
 	}
 	if !strings.Contains(cfg.UserFilter, usernamePlaceholder) {
-		return nil, fmt.Errorf("auth.ldap.user_filter %q must contain %s", cfg.UserFilter, usernamePlaceholder)
+		return nil, configErr("user_filter", "%q must contain %s", cfg.UserFilter, usernamePlaceholder)
 	}
 	if _, err := ldap.CompileFilter(expandFilter(cfg.UserFilter, "x")); err != nil {
-		return nil, fmt.Errorf("auth.ldap.user_filter %q is not an LDAP filter: %w", cfg.UserFilter, err)
+		return nil, configErr("user_filter", "%q is not an LDAP filter: %v", cfg.UserFilter, err)
 	}
 	if strings.ContainsAny(cfg.EmailAttribute, " ()=*\\,") {
-		return nil, fmt.Errorf("auth.ldap.email_attribute %q is not an attribute name", cfg.EmailAttribute)
+		return nil, configErr("email_attribute", "%q is not an attribute name", cfg.EmailAttribute)
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("directory: timeout %s must not be negative", cfg.Timeout)

@@ -219,8 +219,8 @@ func TestLDAPConfigErrors(t *testing.T) {
 			if code == 0 {
 				t.Fatalf("signet serve: exit 0, want an error naming %s", tc.wantKey)
 			}
-			if !strings.Contains(errOut, tc.wantKey) {
-				t.Errorf("signet serve: stderr %q, want it to name %s", errOut, tc.wantKey)
+			if !strings.Contains(errOut, tc.wantKey) || !strings.Contains(errOut, "config.yaml line ") {
+				t.Errorf("signet serve: stderr %q, want it to name %s and its line", errOut, tc.wantKey)
 			}
 			if strings.Contains(errOut, "pw-123") {
 				t.Errorf("signet serve: stderr %q repeats the bind password", errOut)

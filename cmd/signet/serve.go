@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -28,7 +29,7 @@ func (c *cli) serveCommand() *cobra.Command {
 		Short: "Run the issuer",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig(cmd)
+			cfg, err := c.loadConfig(cmd, checkDirectory)
 			if err != nil {
 				return err
 			}
@@ -251,6 +252,18 @@ func openDirectory(cfg config.LDAP) (*directory.LDAP, error) {
 	return d, nil
 }
 
+// checkDirectory builds auth.ldap's directory (dialling nothing) while
+// the configuration is loaded, so that signet serve refuses a broken
+// section with the key and where it was set, before it opens anything.
+func checkDirectory(cfg config.Config) error {
+	_, err := openDirectory(cfg.Auth.LDAP)
+	var ce *directory.ConfigError
+	if errors.As(err, &ce) {
+		return &config.Error{Key: "auth.ldap." + ce.Key, Problem: ce.Problem}
+	}
+	return err
+}
+
 // openKeyring opens (creating on first use) the signing keys.
 func openKeyring(cfg config.Config, log *slog.Logger) (*keys.Keyring, error) {
 	return keys.Open(keys.Config{
@@ -295,6 +308,9 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 			PollInterval:      cfg.Revocation.PollInterval,
 			MaxDelta:          cfg.Revocation.MaxDelta,
 			KeepAlive:         cfg.Revocation.KeepAlive,
+			MaxStreams:        cfg.Revocation.MaxStreams,
+			// The file's 0 (no per-client bound) is the issuer's negative.
+			MaxStreamsPerClient: cmp.Or(cfg.Revocation.MaxStreamsPerClient, -1),
 		},
 		PruneInterval:         cfg.Tokens.PruneInterval,
 		PruneAfter:            cfg.Tokens.PruneAfter,
