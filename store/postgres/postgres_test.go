@@ -866,12 +866,19 @@ func TestUpgradeFromVersion1(t *testing.T) {
 }
 
 // undoUserIDs turns a database back to before migration 3 (user ids).
-var undoUserIDs = []string{
+var undoUserIDs = append(undoExpiryNotices,
 	`DROP INDEX tokens_org_owner_id_issued`,
 	`DROP INDEX users_id`,
 	`ALTER TABLE tokens DROP COLUMN owner_id`,
 	`ALTER TABLE users DROP COLUMN id`,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
+)
+
+// undoExpiryNotices turns a database back to before migration 4 (expiry
+// notices).
+var undoExpiryNotices = []string{
+	`DROP TABLE expiry_notices`,
+	`DELETE FROM schema_migrations WHERE version >= 4`,
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each
