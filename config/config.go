@@ -7,7 +7,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +31,33 @@ type Config struct {
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
 	UI         UI                  `mapstructure:"ui"`
+	Notify     Notify              `mapstructure:"notify"`
 }
+
+// Notify configures expiry notices: the owner of a named token (for an
+// administrative token, every admin of its organization) is told before it
+// expires, once per threshold, by email and/or a webhook. Off unless
+// SMTP.Addr or WebhookURL is set.
+type Notify struct {
+	// Before lists how long before expiry a notice is due.
+	Before []time.Duration `mapstructure:"before"`
+	// Interval is how often the issuer looks for due notices.
+	Interval   time.Duration `mapstructure:"interval"`
+	SMTP       SMTP          `mapstructure:"smtp"`
+	WebhookURL string        `mapstructure:"webhook_url"`
+}
+
+// SMTP says how expiry notices leave by email.
+type SMTP struct {
+	Addr     string `mapstructure:"addr"` // host:port
+	From     string `mapstructure:"from"` // RFC 5322 address
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	StartTLS bool   `mapstructure:"starttls"`
+}
+
+// Enabled reports whether any notice channel is configured.
+func (n Notify) Enabled() bool { return n.SMTP.Addr != "" || n.WebhookURL != "" }
 
 // UI configures the web page at /ui/.
 type UI struct {
@@ -152,6 +182,10 @@ func Default() Config {
 		},
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
+		Notify: Notify{
+			Before:   []time.Duration{168 * time.Hour, 24 * time.Hour},
+			Interval: time.Minute,
+		},
 	}
 }
 
@@ -214,6 +248,17 @@ func Load(path string, fs *pflag.FlagSet, bindings map[string]string) (Config, e
 	if !explicit(v, "tokens.user_token_ttl") && c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
 		c.Tokens.UserTokenTTL = c.Tokens.MaxTTL
 	}
+	// Likewise the built-in notice thresholds (a week, a day) that a lower
+	// maximum lifetime leaves unreachable are dropped.
+	if !explicit(v, "notify.before") {
+		var keep []time.Duration
+		for _, b := range c.Notify.Before {
+			if b <= c.Tokens.MaxTTL {
+				keep = append(keep, b)
+			}
+		}
+		c.Notify.Before = keep
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -269,6 +314,14 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
+	v.SetDefault("notify.before", d.Notify.Before)
+	v.SetDefault("notify.interval", d.Notify.Interval)
+	v.SetDefault("notify.smtp.addr", d.Notify.SMTP.Addr)
+	v.SetDefault("notify.smtp.from", d.Notify.SMTP.From)
+	v.SetDefault("notify.smtp.username", d.Notify.SMTP.Username)
+	v.SetDefault("notify.smtp.password", d.Notify.SMTP.Password)
+	v.SetDefault("notify.smtp.starttls", d.Notify.SMTP.StartTLS)
+	v.SetDefault("notify.webhook_url", d.Notify.WebhookURL)
 }
 
 // Validate reports the first setting that cannot work.
@@ -340,5 +393,75 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: ui.default_preset %q: no such preset in presets", p)
 		}
 	}
+	return c.validateNotify()
+}
+
+// Bounds of the notify settings.
+const (
+	minNotifyInterval = 100 * time.Millisecond
+	maxNotifyInterval = 24 * time.Hour
+)
+
+// validateNotify checks the notify section. Its secrets (the SMTP password,
+// the webhook URL, which often carries a token) never appear in a message.
+func (c Config) validateNotify() error {
+	n := c.Notify
+	if n.Interval < minNotifyInterval || n.Interval > maxNotifyInterval {
+		return fmt.Errorf("config: notify.interval %s must be between %s and %s", n.Interval, minNotifyInterval, maxNotifyInterval)
+	}
+	if n.Enabled() && len(n.Before) == 0 {
+		return errors.New("config: notify.before is empty: list at least one duration before expiry (e.g. [168h, 24h])")
+	}
+	seen := map[time.Duration]bool{}
+	for _, b := range n.Before {
+		switch {
+		case b < time.Second:
+			return fmt.Errorf("config: notify.before %s must be at least 1s", b)
+		case b > c.Tokens.MaxTTL:
+			return fmt.Errorf("config: notify.before %s is longer than tokens.max_ttl %s, so no token could live long enough to reach it", b, c.Tokens.MaxTTL)
+		case seen[b]:
+			return fmt.Errorf("config: notify.before lists %s twice", b)
+		}
+		seen[b] = true
+	}
+	sm := n.SMTP
+	if sm.Addr != "" {
+		host, port, err := net.SplitHostPort(sm.Addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("config: notify.smtp.addr %q: want host:port, e.g. mail.example.com:587", sm.Addr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("config: notify.smtp.addr %q: port must be a number from 1 to 65535", sm.Addr)
+		}
+		if sm.From == "" {
+			return errors.New("config: notify.smtp.from is required when notify.smtp.addr is set")
+		}
+		if _, err := mail.ParseAddress(sm.From); err != nil {
+			return fmt.Errorf("config: notify.smtp.from %q: not an email address: %v", sm.From, err)
+		}
+		if (sm.Username == "") != (sm.Password == "") {
+			return errors.New("config: notify.smtp.username and notify.smtp.password go together: set both or neither")
+		}
+		if sm.Username != "" && !sm.StartTLS && !loopbackHost(host) {
+			return errors.New("config: notify.smtp.password would travel in clear text: set notify.smtp.starttls: true")
+		}
+	} else if sm.From != "" || sm.Username != "" || sm.Password != "" || sm.StartTLS {
+		return errors.New("config: notify.smtp is configured without notify.smtp.addr")
+	}
+	if n.WebhookURL != "" {
+		u, err := url.Parse(n.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("config: notify.webhook_url must be an absolute http(s) URL")
+		}
+	}
 	return nil
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
