@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"slices"
 	"time"
 
@@ -301,6 +302,12 @@ func (n *Notifier) due(toks []Token, now time.Time) []delivery {
 			seen := map[string]bool{}
 			for _, to := range tok.Recipients {
 				if to == "" || seen[to] {
+					continue
+				}
+				if a, err := mail.ParseAddress(to); err != nil || a.Address != to {
+					// Never deliverable: not worth a claim and a
+					// failure every look.
+					n.log.Debug("skipping an expiry notice to a malformed address", "token_id", tok.Record.ID, "to", to)
 					continue
 				}
 				seen[to] = true
