@@ -32,6 +32,7 @@ type Config struct {
 	Log        Log                 `mapstructure:"log"`
 	UI         UI                  `mapstructure:"ui"`
 	Notify     Notify              `mapstructure:"notify"`
+	Gate       Gate                `mapstructure:"gate"`
 }
 
 // Notify configures expiry notices: the owner of a named token (for an
@@ -137,6 +138,19 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json
 }
 
+// Gate configures `signet gate`, the forward-auth server beside a reverse
+// proxy.
+type Gate struct {
+	Listen    string `mapstructure:"listen"`
+	IssuerURL string `mapstructure:"issuer_url"`
+	Audience  string `mapstructure:"audience"`
+	// MaxStaleness is how long the last synced revocation list is trusted
+	// while the issuer is unreachable; past it the gate answers 503.
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+	// FailOpen keeps accepting tokens on a stale list instead.
+	FailOpen bool `mapstructure:"fail_open"`
+}
+
 // Default returns the configuration used when nothing overrides it.
 func Default() Config {
 	return Config{
@@ -186,6 +200,7 @@ func Default() Config {
 			Before:   []time.Duration{168 * time.Hour, 24 * time.Hour},
 			Interval: time.Minute,
 		},
+		Gate: Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
 	}
 }
 
@@ -322,6 +337,11 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("notify.smtp.password", d.Notify.SMTP.Password)
 	v.SetDefault("notify.smtp.starttls", d.Notify.SMTP.StartTLS)
 	v.SetDefault("notify.webhook_url", d.Notify.WebhookURL)
+	v.SetDefault("gate.listen", d.Gate.Listen)
+	v.SetDefault("gate.issuer_url", d.Gate.IssuerURL)
+	v.SetDefault("gate.audience", d.Gate.Audience)
+	v.SetDefault("gate.max_staleness", d.Gate.MaxStaleness)
+	v.SetDefault("gate.fail_open", d.Gate.FailOpen)
 }
 
 // Validate reports the first setting that cannot work.
@@ -370,6 +390,15 @@ func (c Config) Validate() error {
 	}
 	if c.Security.MinPasswordLength < 8 {
 		return errors.New("config: security.min_password_length must be at least 8")
+	}
+	if c.Gate.Listen == "" {
+		return errors.New("config: gate.listen is empty")
+	}
+	if u := c.Gate.IssuerURL; u != "" && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		return fmt.Errorf("config: gate.issuer_url %q must be an http(s) URL", u)
+	}
+	if c.Gate.MaxStaleness <= 0 {
+		return fmt.Errorf("config: gate.max_staleness %s must be positive", c.Gate.MaxStaleness)
 	}
 	for name, r := range c.Roles {
 		if name != "admin" && name != "member" {

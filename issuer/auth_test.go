@@ -201,12 +201,38 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// tryFail reserves one attempt for user from client at now and fails it;
+// false when the limiter refused the reservation.
+func tryFail(l *failureLimiter, user, client string, now time.Time) bool {
+	a, err := l.reserve(context.Background(), user, client, func() time.Time { return now })
+	if err != nil {
+		return false
+	}
+	a.fail(now)
+	return true
+}
+
+// limitedBy names the limit that refuses a new attempt for user from
+// client at now ("" when one is granted; it is then cancelled).
+func limitedBy(l *failureLimiter, user, client string, now time.Time) string {
+	a, err := l.reserve(context.Background(), user, client, func() time.Time { return now })
+	if err != nil {
+		var r *errLoginRefused
+		if !errors.As(err, &r) {
+			return err.Error()
+		}
+		return r.limit
+	}
+	a.cancel()
+	return ""
+}
+
 func TestFailureLimiterBounded(t *testing.T) {
 	l := newFailureLimiter(3, 3, time.Minute)
 	l.maxKeys = 10
 	now := testStart
 	for i := range 100 {
-		l.fail("user"+strconv.Itoa(i), "addr"+strconv.Itoa(i), now)
+		tryFail(l, "user"+strconv.Itoa(i), "addr"+strconv.Itoa(i), now)
 	}
 	if len(l.users) > 10 || len(l.clients) > 10 {
 		t.Fatalf("maps grew past the bound: got %d users, %d clients, want <= 10", len(l.users), len(l.clients))
@@ -214,18 +240,18 @@ func TestFailureLimiterBounded(t *testing.T) {
 	// Expired windows are swept before anything live is dropped.
 	later := now.Add(2 * time.Minute)
 	for i := range 10 {
-		l.fail("late"+strconv.Itoa(i), "late", later)
+		tryFail(l, "late"+strconv.Itoa(i), "late", later) // refused past the client's 3
 	}
 	for k := range l.users {
 		if !strings.HasPrefix(k, "late") {
 			t.Errorf("expired entry %s survived", k)
 		}
 	}
-	if _, _, limited := l.check("late0", "other", later); limited {
-		t.Error("one failure limited a user with limit 3")
+	if got := limitedBy(l, "late0", "other", later); got != "" {
+		t.Errorf("one failure limited a user with limit 3: got limited by %q", got)
 	}
-	if _, limit, limited := l.check("nobody", "late", later); !limited || limit != "client" {
-		t.Errorf("10 failures from one address: got limited=%v by %q, want client", limited, limit)
+	if got := limitedBy(l, "nobody", "late", later); got != "client" {
+		t.Errorf("failures from one address: got limited by %q, want client", got)
 	}
 }
 
@@ -307,19 +333,19 @@ func TestFailureLimiterKeepsLockedKeys(t *testing.T) {
 	l.maxKeys = 10
 	now := testStart
 	for range 3 {
-		l.fail("victim", "203.0.113.1", now)
+		tryFail(l, "victim", "203.0.113.1", now)
 	}
 	for i := range 200 {
-		l.fail("spray"+strconv.Itoa(i), "198.51.100."+strconv.Itoa(i%250), now.Add(time.Second))
+		tryFail(l, "spray"+strconv.Itoa(i), "198.51.100."+strconv.Itoa(i%250), now.Add(time.Second))
 	}
 	if len(l.users) > 10 || len(l.clients) > 10 {
 		t.Fatalf("maps grew past the bound: got %d users, %d clients, want <= 10", len(l.users), len(l.clients))
 	}
-	if _, limit, limited := l.check("victim", "192.0.2.1", now.Add(2*time.Second)); !limited || limit != "user" {
-		t.Errorf("victim after the flood: got limited=%v by %q, want limited by user", limited, limit)
+	if got := limitedBy(l, "victim", "192.0.2.1", now.Add(2*time.Second)); got != "user" {
+		t.Errorf("victim after the flood: got limited by %q, want user", got)
 	}
-	if _, limit, limited := l.check("someone", "203.0.113.1", now.Add(2*time.Second)); !limited || limit != "client" {
-		t.Errorf("attacker address after the flood: got limited=%v by %q, want limited by client", limited, limit)
+	if got := limitedBy(l, "someone", "203.0.113.1", now.Add(2*time.Second)); got != "client" {
+		t.Errorf("attacker address after the flood: got limited by %q, want client", got)
 	}
 }
 

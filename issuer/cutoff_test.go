@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -266,13 +267,16 @@ func TestKeyRevokedTokenListed(t *testing.T) {
 	}
 }
 
-// TestRevocationIndexConcurrent: lookups racing with new entries all end
-// up seeing every withdrawn key and the latest cut-off.
-func TestRevocationIndexConcurrent(t *testing.T) {
+// TestRevocationLookupsConcurrent: lookups racing with new entries, written
+// straight to the store as the CLI and other replicas do, all end up seeing
+// every withdrawn key and the latest cut-off: a lookup waits for the feed
+// to read the store after it was asked.
+func TestRevocationLookupsConcurrent(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	var x revocationIndex
+	f := e.srv.feed
 	now := e.clock.Now()
+	keyRef := func(kid string) revocation.TokenRef { return revocation.TokenRef{ID: "x", KeyID: kid} }
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -281,11 +285,15 @@ func TestRevocationIndexConcurrent(t *testing.T) {
 					if _, err := e.st.RevokeKey(ctx, fmt.Sprintf("kid-%d", i), now, now.Add(time.Hour)); err != nil {
 						t.Errorf("revoke key: %v", err)
 					}
+					got, err := f.revoked(ctx, now, keyRef(fmt.Sprintf("kid-%d", i)))
+					if err != nil || !got[0] {
+						t.Errorf("kid-%d right after its withdrawal: got %v, %v; want revoked", i, got, err)
+					}
 				}
-				if _, err := x.revoked(ctx, e.st, "kid-0", now); err != nil {
+				if _, err := f.revoked(ctx, now, keyRef("kid-0")); err != nil {
 					t.Errorf("revoked: %v", err)
 				}
-				if _, err := x.cutoff(ctx, e.st, "acme", "bob", now); err != nil {
+				if _, err := f.cutoff(ctx, "acme", "bob", now); err != nil {
 					t.Errorf("cutoff: %v", err)
 				}
 			}
@@ -296,22 +304,23 @@ func TestRevocationIndexConcurrent(t *testing.T) {
 	if err := e.st.SetPassword(ctx, "bob", bobNewHash(e), cut, cut, cut.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	isRevoked, err := x.revokedKeys(ctx, e.st, now)
+	var refs []revocation.TokenRef
+	for i := range 20 {
+		refs = append(refs, keyRef(fmt.Sprintf("kid-%d", i)))
+	}
+	got, err := f.revoked(ctx, now, refs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 20; i += 4 {
-		if kid := fmt.Sprintf("kid-%d", i); !isRevoked(kid) {
-			t.Errorf("%s: got not revoked, want revoked", kid)
+	for i, r := range got {
+		if want := i%4 == 0; r != want {
+			t.Errorf("kid-%d: got revoked=%v, want %v", i, r, want)
 		}
 	}
-	if isRevoked("kid-1") {
-		t.Error("kid-1: got revoked, want not revoked")
-	}
-	if got, err := x.cutoff(ctx, e.st, "acme", "bob", now); err != nil || !got.Equal(cut) {
+	if got, err := f.cutoff(ctx, "acme", "bob", now); err != nil || !got.Equal(cut) {
 		t.Errorf("cut-off of acme/bob: got %v, %v; want %v", got, err, cut)
 	}
-	if got, _ := x.cutoff(ctx, e.st, "acme", "bob", cut.Add(2*time.Hour)); !got.IsZero() {
+	if got, _ := f.cutoff(ctx, "acme", "bob", cut.Add(2*time.Hour)); !got.IsZero() {
 		t.Errorf("cut-off after its entry expired: got %v, want none", got)
 	}
 }

@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"mime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,16 +84,24 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 		Subject:   cl.Subject,
 		Username:  in.Username,
 		Org:       cl.Org,
-		Scope:     cl.Scope,
-		Expiry:    cl.Expiry,
-		IssuedAt:  cl.IssuedAt,
-		NotBefore: cl.NotBefore,
+		Scope:     strings.Join(cl.Scopes, " "),
+		Expiry:    numericDate(cl.Expiry),
+		IssuedAt:  numericDate(cl.IssuedAt),
+		NotBefore: numericDate(cl.NotBefore),
 		ID:        cl.ID,
 		TokenID:   cl.ID,
 		TokenType: cl.TokenType,
 		Issuer:    cl.Issuer,
 		Audience:  cl.Audience,
 	})
+}
+
+// numericDate is t in RFC 7519 seconds, 0 for a claim the token lacks.
+func numericDate(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // handleJWKS serves the public keys, cacheable for five minutes and
@@ -118,6 +127,7 @@ func (s *Server) serverMetadata() map[string]any {
 		"introspection_endpoint": u + "/introspect",
 		"revocation_list_uri":    u + "/revocations",
 		"revocation_events_uri":  u + "/revocations/events",
+		"revocation_entry_uri":   u + "/revocations/{token_id}",
 		"user_token_endpoint":    u + "/user-token",
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},

@@ -15,6 +15,14 @@ import (
 // longer passwords are refused rather than silently truncated.
 const maxPasswordBytes = 72
 
+// passwordFits reports whether bcrypt reads every byte of password. It is
+// the one rule for both sides: HashPassword refuses to set a longer
+// password (for the API and the CLI alike), and sign-in refuses a longer
+// one without consulting the stored hash, since bcrypt would compare only
+// its first 72 bytes and let a 72-byte password sign in with anything
+// appended.
+func passwordFits(password string) bool { return len(password) <= maxPasswordBytes }
+
 // maxEmailLen is the longest email address accepted (RFC 5321 path limit).
 const maxEmailLen = 254
 
@@ -49,7 +57,7 @@ func HashPassword(password string, p PasswordPolicy) (string, error) {
 	if n := utf8.RuneCountInString(password); n < minLen {
 		return "", errorf(ECodeInvalid, "The password is too short: it needs at least %d characters.", minLen)
 	}
-	if len(password) > maxPasswordBytes {
+	if !passwordFits(password) {
 		return "", errorf(ECodeInvalid, "The password is too long: at most %d bytes are used by bcrypt.", maxPasswordBytes)
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)

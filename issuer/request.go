@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -38,33 +40,104 @@ func decodeBody(c *fiber.Ctx, v any) (bool, error) {
 }
 
 // formTypedJSON reports whether a body labelled as a form is really a JSON
-// object from a script rather than a browser: what `curl -u user:pass -d
-// '{...}'` sends when no -H 'Content-Type: application/json' is given.
-//
-// The content type is checked at all to stop cross-site requests (CSRF):
-// a page on another site can make a browser POST a form, or a form-typed
-// fetch, to the issuer, and a browser that cached Basic credentials for
-// the issuer attaches them. Such a request is let through only when
-//   - it carries Basic credentials (a session cookie has its own CSRF
-//     check and stays strict),
-//   - it carries no Origin header (browsers send one on every POST, PUT
-//     and DELETE, cross-site or not; curl and HTTP libraries do not) and
-//     no Sec-Fetch-Site other than same-origin or none, and
-//   - the body starts with '{' (a browser's url-encoded form never does:
-//     the encoder escapes it).
+// object from a script: what `curl -u user:pass -d '{...}'` sends when no
+// -H 'Content-Type: application/json' is given. It holds for requests
+// with Basic credentials (a web-UI session's requests stay strict) whose
+// body starts with '{' (a url-encoded form never does: the encoder
+// escapes it). Requests from other web origins never get here:
+// refuseCrossSite has answered them already.
 func formTypedJSON(c *fiber.Ctx, contentType string, body []byte) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != fiber.MIMEApplicationForm || len(body) == 0 || body[0] != '{' {
 		return false
 	}
-	if c.Get(fiber.HeaderAuthorization) == "" || len(c.Request().Header.Peek(fiber.HeaderOrigin)) > 0 {
-		return false
+	return c.Get(fiber.HeaderAuthorization) != ""
+}
+
+// refuseCrossSite is the issuer's one rule against cross-site requests
+// (CSRF). A browser that once sent Basic credentials to the issuer keeps
+// attaching them, also to requests that a page of another origin makes it
+// send: fetch, XMLHttpRequest and sendBeacon with a raw body (so no
+// Content-Type), and plain HTML forms. So a state-changing request (POST,
+// PUT, PATCH, DELETE) that carries an Origin other than the issuer's own
+// (that of the public URL), or Fetch Metadata saying it is not
+// same-origin, is refused with 403 before anything else is read: no
+// credentials are checked (a cross-site page can neither spend a user's
+// failed-login budget nor learn a password is right) and no body is
+// parsed. This runs for every path and every content type, bodies or none.
+//
+// Browsers send Origin on every POST, PUT, PATCH and DELETE (also
+// same-origin ones; "null" from opaque origins) and Sec-Fetch-Site on
+// every request; scripts, curl and the CLI send neither and are not
+// affected. "Same site" is not enough: another origin of the same site
+// (another port, another host of the same registrable domain) is another
+// program and is refused too.
+func (s *Server) refuseCrossSite(c *fiber.Ctx) error {
+	switch c.Method() {
+	case fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete:
+	default:
+		return c.Next()
 	}
-	switch c.Get("Sec-Fetch-Site") {
-	case "", "none", "same-origin":
-		return true
+	h := &c.Request().Header
+	for _, v := range h.PeekAll("Sec-Fetch-Site") {
+		// Only browsers set it (scripts in pages cannot): same-origin, or
+		// none for what the user started (a typed URL, a bookmark); any
+		// other value, unknown ones included, is refused.
+		switch strings.ToLower(strings.TrimSpace(string(v))) {
+		case "same-origin", "none":
+		default:
+			return s.errCrossSite()
+		}
 	}
-	return false
+	for _, v := range h.PeekAll(fiber.HeaderOrigin) {
+		if o, ok := requestOrigin(string(v)); !ok || o != s.origin {
+			return s.errCrossSite()
+		}
+	}
+	return c.Next()
+}
+
+func (s *Server) errCrossSite() error {
+	return errorf(ECodeForbidden, "This request comes from a web page of another origin; the issuer accepts changes from browsers only at its own address, %s (server.public_url).", s.origin)
+}
+
+// publicOrigin is the web origin (RFC 6454) of the issuer's public URL:
+// scheme, host and port, serialized as browsers send it in Origin
+// (lower case, no default port, no path).
+func publicOrigin(publicURL string) (string, error) {
+	u, err := url.Parse(publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("issuer: public URL %q must be an absolute http(s) URL", publicURL)
+	}
+	return serializeOrigin(u), nil
+}
+
+// requestOrigin parses an Origin header: scheme://host[:port] and nothing
+// else. "null" (an opaque origin) and anything else malformed is not an
+// origin the issuer can be.
+func requestOrigin(v string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(v))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#") {
+		return "", false
+	}
+	return serializeOrigin(u), true
+}
+
+func serializeOrigin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	port := u.Port()
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
 // decodeJSON is decodeBody's parser, apart for fuzzing. Its errors never

@@ -85,11 +85,21 @@ const (
 
 // revocationFeed follows the store's revocation log and serves it as the
 // revocation list: a binary snapshot, JSON deltas, an SSE stream and
-// single-id answers.
+// single-id answers. It owns the issuer's revocation.Index, which the
+// token lookups ask (revoked, cutoff) after the feed has caught up with
+// the store.
 //
 // The in-memory log (entries) is append-only between prunes and a prune
 // installs a new slice, so a slice header read under mu is an immutable
 // view that readers may use after unlocking.
+//
+// The feed follows one log, named by its epoch; its position is a
+// revocation.Cursor. When the store's log is not a continuation of the one
+// followed (a new database, a restore from a backup: another epoch, a
+// lower version, or another tag at a version the feed has seen), the feed
+// loads it afresh and bumps gen; streams then send "reset", and readers
+// resuming from a position that is not on the new log are sent to the
+// snapshot (continues).
 type revocationFeed struct {
 	st  store.Store
 	cfg RevocationConfig
@@ -105,11 +115,22 @@ type revocationFeed struct {
 	mu      sync.RWMutex
 	entries []revocation.Entry // live entries, ordered by Seq
 	version uint64             // highest Seq seen (the list version)
+	epoch   string             // the followed log's epoch
+	head    string             // the tag of entry version
+	gen     int                // bumped whenever the log is loaded afresh
+	index   *revocation.Index  // the meaning of entries (and of expired ones not yet pruned)
 	loadErr error              // nil once the initial load worked
 	loaded  bool
 	synced  time.Time     // now() of the last good read of the store
 	changed chan struct{} // closed and replaced whenever entries grow
 	pruned  time.Time
+
+	// Sync passes, so that a token lookup can wait for one that read the
+	// store after it was asked (caughtUp).
+	passStarted uint64
+	passDone    uint64
+	passErr     error
+	passed      chan struct{} // closed and replaced when a pass ends
 
 	buildMu sync.Mutex
 	snap    atomic.Pointer[encodedSnapshot]
@@ -117,6 +138,8 @@ type revocationFeed struct {
 
 // encodedSnapshot is one built snapshot and its lazily gzipped form.
 type encodedSnapshot struct {
+	cursor  revocation.Cursor
+	gen     int
 	version uint64
 	builtAt time.Time
 	raw     []byte
@@ -158,6 +181,8 @@ func newRevocationFeed(st store.Store, cfg RevocationConfig, log *slog.Logger, n
 		maxStreams: defaultMaxStreams,
 		loadErr:    errors.New("revocation list not loaded yet"),
 		changed:    make(chan struct{}),
+		index:      revocation.NewIndex(),
+		passed:     make(chan struct{}),
 	}
 }
 
@@ -207,7 +232,16 @@ func (f *revocationFeed) run(ctx context.Context) {
 	defer ticker.Stop()
 	failing := false
 	for {
+		f.mu.Lock()
+		f.passStarted++
+		pass := f.passStarted
+		f.mu.Unlock()
 		err := f.sync(ctx)
+		f.mu.Lock()
+		f.passDone, f.passErr = pass, err
+		close(f.passed)
+		f.passed = make(chan struct{})
+		f.mu.Unlock()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			f.log.Warn("revocation feed: reading the store failed; retrying", "err", err)
@@ -256,7 +290,7 @@ func (f *revocationFeed) watch(ctx context.Context) <-chan struct{} {
 // sync loads the whole log the first time and appends new entries after.
 func (f *revocationFeed) sync(ctx context.Context) error {
 	f.mu.RLock()
-	loaded, since := f.loaded, f.version
+	loaded, since, cur := f.loaded, f.version, f.cursorLocked()
 	f.mu.RUnlock()
 	now := f.now()
 	if !loaded {
@@ -272,17 +306,50 @@ func (f *revocationFeed) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read revocation state: %w", err)
 	}
+	if same, err := f.sameLog(ctx, state, cur); err != nil {
+		return err
+	} else if !same {
+		f.log.Warn("revocation feed: the store's revocation log is not the one followed (database restored from a backup or replaced); loading it afresh",
+			"epoch", state.Epoch, "version", state.Latest, "followed_epoch", cur.Epoch, "followed_version", cur.Version)
+		return f.load(ctx, now)
+	}
 	recs, err := f.st.ListRevocations(ctx, int64(since), now.Add(-revocation.ExpiryGrace))
 	if err != nil {
 		return fmt.Errorf("list revocations since %d: %w", since, err)
 	}
-	f.append(recs, uint64(max(state.Latest, 0)), now)
+	f.append(recs, state, now)
 	if now.Sub(f.prunedAt()) >= pruneEvery {
 		f.prune(now)
 	}
 	return nil
 }
 
+// sameLog reports whether the store's log, in state, continues the one the
+// feed follows at cur: the same epoch, not behind, and the same tag at the
+// followed version (a restored database reuses Seqs with new tags). A
+// followed entry the store no longer holds (pruned) cannot be checked and
+// counts as another log: a reload is only a full read.
+func (f *revocationFeed) sameLog(ctx context.Context, state store.RevocationState, cur revocation.Cursor) (bool, error) {
+	latest := uint64(max(state.Latest, 0))
+	switch {
+	case state.Epoch != cur.Epoch || latest < cur.Version:
+		return false, nil
+	case latest == cur.Version:
+		return state.Head == cur.Tag, nil
+	case cur.Version == 0 || cur.Tag == "": // nothing to compare (entries from before tags)
+		return true, nil
+	}
+	tag, err := f.st.RevocationTag(ctx, int64(cur.Version))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read revocation %d: %w", cur.Version, err)
+	}
+	return tag == cur.Tag, nil
+}
+
+// load reads the whole live log and replaces what the feed holds.
 func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 	// The state first: an entry committed between the two reads then only
 	// raises the version further, never hides below it.
@@ -294,8 +361,14 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 			// entries and version are in place.
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.loaded {
+				f.gen++
+			}
 			f.loaded, f.loadErr, f.pruned, f.synced = true, nil, now, now
-			f.appendLocked(recs, uint64(max(state.Latest, 0)))
+			f.entries, f.version, f.epoch, f.head, f.index = nil, 0, state.Epoch, "", revocation.NewIndex()
+			f.appendLocked(recs, state)
+			close(f.changed) // wakes streams even when the new log is empty
+			f.changed = make(chan struct{})
 			return nil
 		}
 	}
@@ -307,16 +380,16 @@ func (f *revocationFeed) load(ctx context.Context, now time.Time) error {
 }
 
 // append adds recs (ordered by Seq), read from the store at now, after the
-// known ones and raises the version to at least floor; subscribers are
-// woken when anything changed.
-func (f *revocationFeed) append(recs []store.Revocation, floor uint64, now time.Time) {
+// known ones and raises the version to at least the state's; subscribers
+// are woken when anything changed.
+func (f *revocationFeed) append(recs []store.Revocation, state store.RevocationState, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.synced = now
-	f.appendLocked(recs, floor)
+	f.appendLocked(recs, state)
 }
 
-func (f *revocationFeed) appendLocked(recs []store.Revocation, floor uint64) {
+func (f *revocationFeed) appendLocked(recs []store.Revocation, state store.RevocationState) {
 	grew := false
 	for _, r := range recs {
 		e, ok := entryOf(r)
@@ -327,12 +400,18 @@ func (f *revocationFeed) appendLocked(recs []store.Revocation, floor uint64) {
 		if e.Seq <= f.version {
 			continue
 		}
+		if _, err := f.index.Apply(e); err != nil {
+			f.log.Warn("revocation feed: skipping malformed log entry", "seq", r.Seq, "err", err)
+			continue
+		}
 		f.entries = append(f.entries, e)
-		f.version = e.Seq
+		f.version, f.head = e.Seq, e.Tag
 		grew = true
 	}
-	if floor > f.version {
-		f.version, grew = floor, true
+	// Entries that expired before they were read are not listed, but
+	// their Seq (and tag) still move the version: see sync.
+	if floor := uint64(max(state.Latest, 0)); floor > f.version {
+		f.version, f.head, grew = floor, state.Head, true
 	}
 	if grew {
 		close(f.changed)
@@ -368,6 +447,7 @@ func (f *revocationFeed) prune(now time.Time) {
 	f.pruned = now
 	if live != nil {
 		f.entries = live
+		f.index.Prune(now)
 	}
 }
 
@@ -384,6 +464,7 @@ func entryOf(r store.Revocation) (revocation.Entry, bool) {
 	}
 	e := revocation.Entry{
 		Seq:       uint64(r.Seq),
+		Tag:       r.Tag,
 		Kind:      revocation.Kind(r.Kind),
 		Org:       r.Org,
 		RevokedAt: r.RevokedAt.UTC(),
@@ -400,15 +481,124 @@ func entryOf(r store.Revocation) (revocation.Entry, bool) {
 	return e, e.Validate() == nil
 }
 
-// view returns the current log, its version and the channel closed on the
-// next change; ECodeUnavailable when the log is not loaded or stale.
-func (f *revocationFeed) view() ([]revocation.Entry, uint64, <-chan struct{}, error) {
+// logView is one consistent view of the followed log.
+type logView struct {
+	entries []revocation.Entry
+	cursor  revocation.Cursor
+	gen     int
+	changed <-chan struct{} // closed on the next change
+}
+
+// view returns the current log; ECodeUnavailable when it is not loaded or
+// stale.
+func (f *revocationFeed) view() (logView, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if err := f.unavailableLocked(); err != nil {
-		return nil, 0, nil, errorf(ECodeUnavailable, "The revocation list is not available right now; try again shortly.")
+		return logView{}, errorf(ECodeUnavailable, "The revocation list is not available right now; try again shortly.")
 	}
-	return f.entries, f.version, f.changed, nil
+	return logView{entries: f.entries, cursor: f.cursorLocked(), gen: f.gen, changed: f.changed}, nil
+}
+
+// cursorLocked is the feed's position; the caller holds mu.
+func (f *revocationFeed) cursorLocked() revocation.Cursor {
+	return revocation.Cursor{Version: f.version, Epoch: f.epoch, Tag: f.head}
+}
+
+// continues reports whether a reader at c is on the log of v: a bare
+// version is taken on trust (clients that never saw an epoch); a cursor
+// must name v's epoch and a version v reached, with the tag v has there.
+// Tags of entries that left the in-memory log are read from the store.
+func (f *revocationFeed) continues(ctx context.Context, v logView, c revocation.Cursor) (bool, error) {
+	switch {
+	case c.Epoch == "":
+		return true, nil
+	case c.Epoch != v.cursor.Epoch || c.Version > v.cursor.Version:
+		return false, nil
+	case c.Version == v.cursor.Version:
+		return c.Tag == v.cursor.Tag, nil
+	case c.Version == 0:
+		return c.Tag == "", nil
+	}
+	es := v.entries
+	if i := sort.Search(len(es), func(i int) bool { return es[i].Seq >= c.Version }); i < len(es) && es[i].Seq == c.Version {
+		return es[i].Tag == c.Tag, nil
+	}
+	tag, err := f.st.RevocationTag(ctx, int64(c.Version))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read revocation %d: %w", c.Version, err)
+	}
+	return tag == c.Tag, nil
+}
+
+// catchUpWait bounds how long a token lookup waits for the feed.
+const catchUpWait = 10 * time.Second
+
+// caughtUp returns once a sync pass that started after the call has read
+// the store, so that a lookup sees every revocation committed before it
+// (by this process, another replica or the CLI). It needs run; without it
+// (a Server whose Run was not called) it fails after catchUpWait.
+func (f *revocationFeed) caughtUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	f.mu.RLock()
+	target := f.passStarted + 1
+	f.mu.RUnlock()
+	f.notify()
+	for {
+		f.mu.RLock()
+		done, err, passed := f.passDone, f.passErr, f.passed
+		f.mu.RUnlock()
+		if done >= target {
+			if err != nil {
+				return fmt.Errorf("read the revocation log: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-passed:
+		case <-f.stopped:
+			return errorf(ECodeUnavailable, "The revocation list is not available right now; try again shortly.")
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the revocation log: %w", ctx.Err())
+		}
+	}
+}
+
+// revoked reports, once caught up with the store, which of refs the
+// revocation list revokes at now (a withdrawn key, a subject cut-off, a
+// token entry: the Index's rules).
+func (f *revocationFeed) revoked(ctx context.Context, now time.Time, refs ...revocation.TokenRef) ([]bool, error) {
+	if err := f.caughtUp(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(refs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for i, r := range refs {
+		_, out[i] = f.index.Revoked(r, now)
+	}
+	return out, nil
+}
+
+// cutoff returns, once caught up with the store, the cut-off of
+// org/subject in force at now (zero when none).
+func (f *revocationFeed) cutoff(ctx context.Context, org, subject string, now time.Time) (time.Time, error) {
+	if err := f.caughtUp(ctx); err != nil {
+		return time.Time{}, err
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index.Cutoff(org, subject, now), nil
+}
+
+// tokenRef is what the index needs of a token record; IssuedAt is the iat
+// claim, whole seconds, as verifiers see it.
+func tokenRef(r store.TokenRecord) revocation.TokenRef {
+	return revocation.TokenRef{ID: r.ID, Org: r.Org, Subject: r.Subject, IssuedAt: r.IssuedAt.Truncate(time.Second), KeyID: r.KeyID}
 }
 
 // after returns the entries of view with Seq > since.
@@ -428,31 +618,31 @@ func (f *revocationFeed) tooOld(since, latest uint64) bool {
 func (f *revocationFeed) handleList(c *fiber.Ctx) error {
 	args := c.Context().QueryArgs()
 	if args.Has("since") {
-		since, err := strconv.ParseUint(string(args.Peek("since")), 10, 64)
+		since, err := revocation.ParseCursor(string(args.Peek("since")))
 		if err != nil {
-			return errorf(ECodeInvalid, "The since parameter must be a list version (a non-negative integer).")
+			return errorf(ECodeInvalid, "The since parameter must be a list version (a non-negative integer) or the ETag of a snapshot.")
 		}
 		return f.serveDelta(c, since)
 	}
-	_, version, _, err := f.view()
+	v, err := f.view()
 	if err != nil {
 		return err
 	}
-	// The version names the list's content (expired entries leaving the
+	// The cursor names the list's content (expired entries leaving the
 	// filter change nothing a verifier needs), so a matching client is
 	// answered before any snapshot is built.
-	etag := `"` + strconv.FormatUint(version, 10) + `"`
+	etag := `"` + v.cursor.String() + `"`
 	c.Set(fiber.HeaderETag, etag)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	snap, err := f.snapshot(version)
+	snap, err := f.snapshot(v.cursor.Version, v.gen)
 	if err != nil {
 		return err
 	}
-	c.Set(fiber.HeaderETag, `"`+strconv.FormatUint(snap.version, 10)+`"`)
+	c.Set(fiber.HeaderETag, `"`+snap.cursor.String()+`"`)
 	c.Set(fiber.HeaderContentType, revocation.ContentType)
 	if acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
 		if gz := snap.gzipped(); gz != nil {
@@ -463,17 +653,25 @@ func (f *revocationFeed) handleList(c *fiber.Ctx) error {
 	return c.Send(snap.raw)
 }
 
-func (f *revocationFeed) serveDelta(c *fiber.Ctx, since uint64) error {
-	entries, version, _, err := f.view()
+func (f *revocationFeed) serveDelta(c *fiber.Ctx, cur revocation.Cursor) error {
+	v, err := f.view()
 	if err != nil {
 		return err
 	}
+	since, version := cur.Version, v.cursor.Version
 	if f.tooOld(since, version) {
 		return errorf(ECodeGone, "Version %d cannot be answered from the log (latest is %d); load the snapshot from GET /revocations.", since, version)
 	}
+	ok, err := f.continues(c.UserContext(), v, cur)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errorf(ECodeGone, "That position is not on this revocation log (its database was restored or replaced); load the snapshot from GET /revocations.")
+	}
 	now := f.now()
-	d := revocation.Delta{From: since, Version: version, Entries: []revocation.Entry{}}
-	for _, e := range after(entries, since) {
+	d := revocation.Delta{From: since, Version: version, Epoch: v.cursor.Epoch, Tag: v.cursor.Tag, Entries: []revocation.Entry{}}
+	for _, e := range after(v.entries, since) {
 		if liveAt(e, now) {
 			d.Entries = append(d.Entries, e)
 		}
@@ -482,13 +680,13 @@ func (f *revocationFeed) serveDelta(c *fiber.Ctx, since uint64) error {
 	return c.JSON(d)
 }
 
-// snapshot returns an encoded snapshot of at least version, building it
-// when the cached one is older or past snapshotMaxAge. Concurrent callers
-// share one build.
-func (f *revocationFeed) snapshot(version uint64) (*encodedSnapshot, error) {
+// snapshot returns an encoded snapshot of at least version of log gen,
+// building it when the cached one is older, of an earlier log or past
+// snapshotMaxAge. Concurrent callers share one build.
+func (f *revocationFeed) snapshot(version uint64, gen int) (*encodedSnapshot, error) {
 	now := f.now()
 	fresh := func(s *encodedSnapshot) bool {
-		return s != nil && s.version >= version && now.Sub(s.builtAt) < snapshotMaxAge
+		return s != nil && s.gen >= gen && s.version >= version && now.Sub(s.builtAt) < snapshotMaxAge
 	}
 	if s := f.snap.Load(); fresh(s) {
 		return s, nil
@@ -502,16 +700,19 @@ func (f *revocationFeed) snapshot(version uint64) (*encodedSnapshot, error) {
 	// a build takes a good fraction of a second, and callers queued behind
 	// it while revocations keep coming then find this build fresh instead
 	// of each building its own version in turn.
-	entries, latest, _, err := f.view()
+	v, err := f.view()
 	if err != nil {
 		return nil, err
 	}
 	now = f.now()
-	raw, err := revocation.NewSnapshot(latest, now, entries, f.cfg.FalsePositiveRate).MarshalBinary()
+	latest := v.cursor.Version
+	snap := revocation.NewSnapshot(latest, now, v.entries, f.cfg.FalsePositiveRate)
+	snap.Epoch, snap.Tag = v.cursor.Epoch, v.cursor.Tag
+	raw, err := snap.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encode revocation snapshot %d: %w", latest, err)
 	}
-	s := &encodedSnapshot{version: latest, builtAt: now, raw: raw}
+	s := &encodedSnapshot{cursor: v.cursor, gen: v.gen, version: latest, builtAt: now, raw: raw}
 	f.snap.Store(s)
 	return s, nil
 }
@@ -598,17 +799,23 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 			resume = string(args.Peek("since"))
 		}
 	}
-	var from uint64
+	var from revocation.Cursor
 	if resume != "" {
-		v, err := strconv.ParseUint(strings.TrimSpace(resume), 10, 64)
+		cur, err := revocation.ParseCursor(strings.TrimSpace(resume))
 		if err != nil {
-			return errorf(ECodeInvalid, "Last-Event-ID and since must be a list version (a non-negative integer).")
+			return errorf(ECodeInvalid, "Last-Event-ID and since must be a list version (a non-negative integer) or an event id.")
 		}
-		from, hasResume = v, true
+		from, hasResume = cur, true
 	}
-	entries, version, changed, err := f.view()
+	v, err := f.view()
 	if err != nil {
 		return err
+	}
+	onLog := true
+	if hasResume && !f.tooOld(from.Version, v.cursor.Version) {
+		if onLog, err = f.continues(c.UserContext(), v, from); err != nil {
+			return err
+		}
 	}
 	if n := f.streams.Add(1); n > f.maxStreams {
 		f.streams.Add(-1)
@@ -616,14 +823,14 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 	}
 
 	var pending []revocation.Entry
-	reset := false
+	reset, last := false, from.Version
 	switch {
 	case !hasResume:
-		from = version
-	case f.tooOld(from, version):
-		reset, from = true, version
+		last = v.cursor.Version
+	case f.tooOld(from.Version, v.cursor.Version) || !onLog:
+		reset, last = true, v.cursor.Version
 	default:
-		pending = after(entries, from)
+		pending = after(v.entries, from.Version)
 	}
 
 	c.Set(fiber.HeaderContentType, "text/event-stream")
@@ -636,11 +843,12 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 		feed:       f,
 		conn:       conn,
 		serverDone: serverDone,
-		last:       from,
-		version:    version,
+		last:       last,
+		cursor:     v.cursor,
+		gen:        v.gen,
 		pending:    pending,
 		reset:      reset,
-		changed:    changed,
+		changed:    v.changed,
 	}
 	rc.SetBodyStreamWriter(st.serve)
 	return nil
@@ -651,8 +859,9 @@ type eventStream struct {
 	feed       *revocationFeed
 	conn       net.Conn
 	serverDone <-chan struct{}
-	last       uint64 // the highest Seq sent (or the point resumed from)
-	version    uint64
+	last       uint64            // the highest Seq sent (or the point resumed from)
+	cursor     revocation.Cursor // the feed's position when the stream opened
+	gen        int               // the log the stream follows (revocationFeed.gen)
 	pending    []revocation.Entry
 	reset      bool
 	changed    <-chan struct{}
@@ -661,9 +870,7 @@ type eventStream struct {
 func (s *eventStream) serve(w *bufio.Writer) {
 	f := s.feed
 	defer f.streams.Add(-1)
-	hello, _ := json.Marshal(struct {
-		Version uint64 `json:"version"`
-	}{s.version})
+	hello := helloData(s.cursor)
 	_, _ = fmt.Fprintf(w, "retry: 1000\nevent: hello\ndata: %s\n\n", hello)
 	if s.reset {
 		_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", hello)
@@ -689,20 +896,42 @@ func (s *eventStream) serve(w *bufio.Writer) {
 				return
 			}
 		case <-s.changed:
-			entries, _, changed, err := f.view()
+			v, err := f.view()
 			if err != nil {
 				return
 			}
-			s.changed = changed
-			if !s.write(w, after(entries, s.last)) {
+			s.changed = v.changed
+			if v.gen != s.gen {
+				// The feed loaded another log (a restored or replaced
+				// database): what this subscriber holds may not be on it.
+				s.gen, s.cursor, s.last = v.gen, v.cursor, v.cursor.Version
+				_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", helloData(v.cursor))
+				if !s.flush(w) {
+					return
+				}
+				continue
+			}
+			if !s.write(w, after(v.entries, s.last)) {
 				return
 			}
 		}
 	}
 }
 
+// helloData is the data of "hello" and "reset" events: the feed's cursor.
+func helloData(c revocation.Cursor) []byte {
+	b, _ := json.Marshal(struct {
+		Version uint64 `json:"version"`
+		Epoch   string `json:"epoch"`
+		Tag     string `json:"tag,omitempty"`
+	}{c.Version, c.Epoch, c.Tag}) // cannot fail for these field types
+	return b
+}
+
 // write sends entries (skipping expired ones) and flushes; false when the
-// subscriber is gone.
+// subscriber is gone. Each event carries the log's epoch, and its id is the
+// cursor after it, so that a client resuming with Last-Event-ID is checked
+// against the log.
 func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
 	now := s.feed.now()
 	for _, e := range entries {
@@ -710,11 +939,13 @@ func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
 		if !liveAt(e, now) {
 			continue
 		}
+		e.Epoch = s.cursor.Epoch
 		data, err := json.Marshal(e)
 		if err != nil {
 			continue // cannot happen for these field types
 		}
-		_, _ = fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", e.Seq, data)
+		id := revocation.Cursor{Version: e.Seq, Epoch: e.Epoch, Tag: e.Tag}
+		_, _ = fmt.Fprintf(w, "id: %s\nevent: revocation\ndata: %s\n\n", id, data)
 	}
 	return s.flush(w)
 }

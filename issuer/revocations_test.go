@@ -176,10 +176,11 @@ func TestRevocationSnapshot(t *testing.T) {
 	e := newFeedEnv(t, RevocationConfig{}, 0)
 	e.revoke(t, "tok-a", time.Hour)
 	last := e.revoke(t, "tok-b", time.Hour)
-	etag := fmt.Sprintf(`"%d"`, last.Seq)
+	var etag string
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == etag
+		etag = resp.Header.Get("ETag")
+		return etagVersion(etag) == fmt.Sprint(last.Seq)
 	})
 
 	resp, body := e.get(t, "/revocations", nil)
@@ -245,7 +246,7 @@ func TestRevocationDelta(t *testing.T) {
 	latest := seqs[len(seqs)-1]
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == fmt.Sprintf(`"%d"`, latest)
+		return etagVersion(resp.Header.Get("ETag")) == fmt.Sprint(latest)
 	})
 	tests := []struct {
 		name     string
@@ -335,7 +336,7 @@ func TestRevocationExpiredEntriesLeave(t *testing.T) {
 	last := e.revoke(t, "tok-long", 3*time.Hour)
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == fmt.Sprintf(`"%d"`, last.Seq)
+		return etagVersion(resp.Header.Get("ETag")) == fmt.Sprint(last.Seq)
 	})
 	_, body := e.get(t, "/revocations", nil)
 	if s, err := revocation.Decode(body); err != nil || s.TokenCount != 2 {
@@ -384,7 +385,7 @@ func TestRevocationSubjectAndKeyEntries(t *testing.T) {
 	e.feed.notify()
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == fmt.Sprintf(`"%d"`, key.Seq)
+		return etagVersion(resp.Header.Get("ETag")) == fmt.Sprint(key.Seq)
 	})
 	_, body := e.get(t, "/revocations", nil)
 	s, err := revocation.Decode(body)
@@ -486,14 +487,18 @@ func TestRevocationEvents(t *testing.T) {
 	first := e.revoke(t, "tok-0", time.Hour)
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == fmt.Sprintf(`"%d"`, first.Seq)
+		return etagVersion(resp.Header.Get("ETag")) == fmt.Sprint(first.Seq)
 	})
 
 	s := openStream(t, e.base, nil)
 	if ct := s.resp.Header.Get("Content-Type"); s.resp.StatusCode != 200 || ct != "text/event-stream" {
 		t.Fatalf("open: got %d %q, want 200 text/event-stream", s.resp.StatusCode, ct)
 	}
-	if ev := s.nextEvent(t); ev.event != "hello" || ev.data != fmt.Sprintf(`{"version":%d}`, first.Seq) {
+	st, err := e.st.RevocationState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := s.nextEvent(t); ev.event != "hello" || ev.data != fmt.Sprintf(`{"version":%d,"epoch":%q,"tag":%q}`, first.Seq, st.Epoch, first.Tag) {
 		t.Fatalf("first event: got %+v, want hello at version %d", ev, first.Seq)
 	}
 
@@ -504,7 +509,7 @@ func TestRevocationEvents(t *testing.T) {
 		if err := json.Unmarshal([]byte(ev.data), &en); err != nil {
 			t.Fatalf("decode %q: %v", ev.data, err)
 		}
-		if ev.event != "revocation" || ev.id != strconv.FormatInt(rev.Seq, 10) || en.TokenID != "tok-1" || en.Seq != uint64(rev.Seq) {
+		if ev.event != "revocation" || etagVersion(ev.id) != strconv.FormatInt(rev.Seq, 10) || en.TokenID != "tok-1" || en.Seq != uint64(rev.Seq) {
 			t.Errorf("event: got %+v, want revocation of tok-1 with id %d", ev, rev.Seq)
 		}
 	})
@@ -543,7 +548,7 @@ func TestRevocationEvents(t *testing.T) {
 			t.Errorf("second event: got %+v, want reset", ev)
 		}
 		rev := e.revoke(t, "tok-4", time.Hour)
-		if ev := r.nextEvent(t); ev.id != strconv.FormatInt(rev.Seq, 10) {
+		if ev := r.nextEvent(t); etagVersion(ev.id) != strconv.FormatInt(rev.Seq, 10) {
 			t.Errorf("after reset: got %+v, want the new entry %d", ev, rev.Seq)
 		}
 	})
@@ -561,7 +566,7 @@ func TestRevocationEventsSinceParameter(t *testing.T) {
 	e.revoke(t, "tok-b", time.Hour)
 	waitFor(t, "feed caught up", func() bool {
 		resp, _ := e.get(t, "/revocations", nil)
-		return resp.Header.Get("ETag") == fmt.Sprintf(`"%d"`, a.Seq+1)
+		return etagVersion(resp.Header.Get("ETag")) == fmt.Sprint(a.Seq+1)
 	})
 	req, _ := http.NewRequest(http.MethodGet, e.base+"/revocations/events?since="+strconv.FormatInt(a.Seq, 10), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -704,11 +709,11 @@ func TestRevocationVersionCountsExpiredEntries(t *testing.T) {
 	e.feed.notify()
 	late := serveFeed(t, e.st, e.clock, RevocationConfig{}, 0)
 
-	want := fmt.Sprintf(`"%d"`, gone.Seq)
+	want := fmt.Sprint(gone.Seq)
 	for name, r := range map[string]*feedEnv{"first": e, "started before": early, "started after": late} {
 		waitFor(t, name+" replica at the store's version", func() bool {
 			resp, _ := r.get(t, "/revocations", nil)
-			return resp.Header.Get("ETag") == want
+			return etagVersion(resp.Header.Get("ETag")) == want
 		})
 		resp, body := r.get(t, "/revocations?since="+strconv.FormatInt(gone.Seq, 10), nil)
 		if resp.StatusCode != http.StatusOK {
@@ -724,27 +729,27 @@ func TestRevocationSnapshotBuildsNewestVersion(t *testing.T) {
 	e := newFeedEnv(t, RevocationConfig{}, 0)
 	first := e.revoke(t, "tok-a", time.Hour)
 	waitFor(t, "feed at the first entry", func() bool {
-		_, v, _, err := e.feed.view()
-		return err == nil && v == uint64(first.Seq)
+		v, err := e.feed.view()
+		return err == nil && v.cursor.Version == uint64(first.Seq)
 	})
-	if s, err := e.feed.snapshot(uint64(first.Seq)); err != nil || s.version != uint64(first.Seq) {
+	if s, err := e.feed.snapshot(uint64(first.Seq), 0); err != nil || s.version != uint64(first.Seq) {
 		t.Fatalf("first build: got %+v, %v; want version %d", s, err, first.Seq)
 	}
 	second := e.revoke(t, "tok-b", time.Hour)
 	waitFor(t, "feed at the second entry", func() bool {
-		_, v, _, err := e.feed.view()
-		return err == nil && v == uint64(second.Seq)
+		v, err := e.feed.view()
+		return err == nil && v.cursor.Version == uint64(second.Seq)
 	})
 	e.clock.Advance(snapshotMaxAge) // the cached build is too old to reuse
 	waitFor(t, "feed read the store after the jump", func() bool { return e.feed.ready() == nil })
-	s, err := e.feed.snapshot(uint64(first.Seq))
+	s, err := e.feed.snapshot(uint64(first.Seq), 0)
 	if err != nil {
 		t.Fatalf("second build: %v", err)
 	}
 	if s.version != uint64(second.Seq) {
 		t.Errorf("build for a caller at version %d: got version %d, want the newest, %d", first.Seq, s.version, second.Seq)
 	}
-	if again, err := e.feed.snapshot(uint64(second.Seq)); err != nil || again != s {
+	if again, err := e.feed.snapshot(uint64(second.Seq), 0); err != nil || again != s {
 		t.Errorf("caller at the newest version: got a new build (%v), want the cached one", err)
 	}
 }
@@ -870,4 +875,14 @@ func TestRevocationFeedStaleWhenStoreUnreadable(t *testing.T) {
 	if resp, _ := e.get(t, "/revocations", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /revocations after recovery: got %d, want 200", resp.StatusCode)
 	}
+}
+
+// etagVersion returns the list version of an ETag or event id (a quoted
+// revocation.Cursor); "" when it is none.
+func etagVersion(s string) string {
+	c, err := revocation.ParseCursor(strings.Trim(strings.TrimPrefix(s, "W/"), `"`))
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(c.Version, 10)
 }

@@ -12,7 +12,10 @@
 //	                   revoke, lookups, introspection (Basic and bearer)
 //	service_users.go   user rules: add, remove, password; the audit log
 //	service_keys.go    key withdrawal
-//	tokens.go          claims, minting, recording, cut-off timing, parsing values
+//	tokens.go          minting, recording, cut-off timing, parsing values
+//	                   (what a token is on the wire — claims, header policy,
+//	                   the strict parser, the scope-pattern rule — is the
+//	                   token package's, shared with keys and the verifier)
 //	scopes.go          scope shapes, patterns, presets
 //	request.go         strict JSON bodies, lifetimes
 //	auth.go, password.go  Basic credentials, password checks, the failure limiter
@@ -49,9 +52,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-auth/signet/notify"
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // Keys signs tokens and publishes the public keys. *keys.Keyring
@@ -59,10 +64,11 @@ import (
 type Keys interface {
 	// Sign signs payload (JWT claims) with the current signing key and
 	// returns the compact JWS (header typ at+jwt) and the key's kid.
-	Sign(payload []byte) (token, kid string, err error)
-	// Verify checks token's signature against every key held (including
-	// retired and withdrawn ones) and returns its payload and kid.
-	Verify(token []byte) (payload []byte, kid string, err error)
+	Sign(payload []byte) (value, kid string, err error)
+	// Verify checks value's signature against every key held (including
+	// retired and withdrawn ones) and returns its claims as the token
+	// package reads them, KeyID set to the signing key's kid.
+	Verify(value string) (token.Claims, error)
 	// JWKS returns the public key set as JSON.
 	JWKS() []byte
 	// JWKSVersion changes whenever JWKS does; it is the JWKS ETag.
@@ -80,6 +86,8 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	issuer string
+	// origin is the web origin of the public URL (refuseCrossSite).
+	origin string
 
 	app     *fiber.App
 	feed    *revocationFeed
@@ -89,6 +97,12 @@ type Server struct {
 	// dummyHash is compared against when a username is unknown, so that a
 	// missing user costs the same as a wrong password.
 	dummyHash []byte
+	// dummies are dummy hashes of other costs, made when needed (auth.go).
+	dummies dummyHashes
+	// compareHash checks a password against a bcrypt hash:
+	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
+	// the checks.
+	compareHash func(hash, password []byte) error
 	// metadata is the RFC 8414 document, rendered once.
 	metadata []byte
 	// routes holds the registered route patterns: the only values of the
@@ -124,23 +138,29 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	origin, err := publicOrigin(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	dummy, err := newDummyHash(cfg.BcryptCost)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		st:        st,
-		keys:      k,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		issuer:    cfg.PublicURL,
-		metrics:   m,
-		pool:      newHashPool(cfg.HashWorkers, m.hashWait),
-		limiter:   newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
-		dummyHash: dummy,
-		routes:    map[string]bool{},
-		proxies:   proxies,
+		cfg:         cfg,
+		st:          st,
+		keys:        k,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		issuer:      cfg.PublicURL,
+		origin:      origin,
+		metrics:     m,
+		pool:        newHashPool(cfg.HashWorkers, m.hashWait),
+		limiter:     newFailureLimiter(cfg.MaxFailuresUser, cfg.MaxFailuresClient, cfg.FailureWindow),
+		dummyHash:   dummy,
+		compareHash: bcrypt.CompareHashAndPassword,
+		routes:      map[string]bool{},
+		proxies:     proxies,
 	}
 	s.metadata, err = json.Marshal(s.serverMetadata())
 	if err != nil {
@@ -173,8 +193,9 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	return s, nil
 }
 
-// readBufferSize bounds the request line and headers of one request.
-const readBufferSize = 3 * maxTokenLen
+// readBufferSize bounds the request line and headers of one request: a
+// token of maxTokenLen bytes in the query plus room for the rest.
+const readBufferSize = maxTokenLen + 16<<10
 
 func (s *Server) newApp() *fiber.App {
 	fc := fiber.Config{
@@ -207,6 +228,8 @@ func (s *Server) newApp() *fiber.App {
 			s.log.Error("panic while serving a request", "method", c.Method(), "route", c.Route().Path, "panic", fmt.Sprint(e))
 		},
 	}))
+	// Before anything reads a credential or a body, on every path.
+	app.Use(s.refuseCrossSite)
 
 	s.mountUI(app) // before the API routes: its middleware wraps them
 

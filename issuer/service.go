@@ -3,11 +3,13 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -35,20 +37,60 @@ type Service struct {
 	// issued and revocations count tokens signed and revocations
 	// committed; nil when not counted (the CLI).
 	issued, revocations *prometheus.CounterVec
-	// revIndex follows withdrawn keys and subject cut-offs (keyrevocations.go).
-	revIndex *revocationIndex
 }
 
-// revocationNotifier is what the service needs of the revocation feed: a
+// revocationNotifier is what the service needs of the revocation list: a
 // nudge once a revocation has committed, so that the published list and
-// the event stream follow at once instead of at the next poll.
-type revocationNotifier interface{ notify() }
+// the event stream follow at once instead of at the next poll; and what
+// the list says of tokens beyond their records (a withdrawn signing key,
+// which Keys.Verify does not know; a subject's cut-off), by the rules of
+// revocation.Index, as of a read of the store after the call.
+type revocationNotifier interface {
+	notify()
+	revoked(ctx context.Context, now time.Time, refs ...revocation.TokenRef) ([]bool, error)
+	cutoff(ctx context.Context, org, subject string, now time.Time) (time.Time, error)
+}
 
-// noFeed is the feed of a service without a published list (the CLI): the
-// running issuers find the change at their next read of the store.
-type noFeed struct{}
+// noFeed is the revocation list of a service that publishes none (the
+// CLI): the running issuers find a change at their next read of the store,
+// and each lookup folds the store's live log into a fresh revocation.Index.
+type noFeed struct{ st store.Store }
 
 func (noFeed) notify() {}
+
+func (f noFeed) index(ctx context.Context, now time.Time) (*revocation.Index, error) {
+	recs, err := f.st.ListRevocations(ctx, 0, now.Add(-revocation.ExpiryGrace))
+	if err != nil {
+		return nil, fmt.Errorf("read the revocation log: %w", err)
+	}
+	x := revocation.NewIndex()
+	for _, r := range recs {
+		if e, ok := entryOf(r); ok {
+			_, _ = x.Apply(e) // entryOf validated it
+		}
+	}
+	return x, nil
+}
+
+func (f noFeed) revoked(ctx context.Context, now time.Time, refs ...revocation.TokenRef) ([]bool, error) {
+	x, err := f.index(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(refs))
+	for i, r := range refs {
+		_, out[i] = x.Revoked(r, now)
+	}
+	return out, nil
+}
+
+func (f noFeed) cutoff(ctx context.Context, org, subject string, now time.Time) (time.Time, error) {
+	x, err := f.index(ctx, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return x.Cutoff(org, subject, now), nil
+}
 
 // passwordHasher hashes a new password under the password policy.
 type passwordHasher func(ctx context.Context, password string) (string, error)
@@ -65,22 +107,21 @@ func NewService(cfg Config, st store.Store) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newService(cfg, st, nil, noFeed{}, nil, nil), nil
+	return newService(cfg, st, nil, noFeed{st: st}, nil, nil), nil
 }
 
 // newService assembles a service; cfg has its defaults. m and hasher may
 // be nil (no metrics; hashing without a worker pool).
 func newService(cfg Config, st store.Store, k Keys, feed revocationNotifier, m *metrics, hasher passwordHasher) *Service {
 	s := &Service{
-		cfg:      cfg,
-		st:       st,
-		keys:     k,
-		feed:     feed,
-		hasher:   hasher,
-		issuer:   cfg.PublicURL,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		revIndex: &revocationIndex{},
+		cfg:    cfg,
+		st:     st,
+		keys:   k,
+		feed:   feed,
+		hasher: hasher,
+		issuer: cfg.PublicURL,
+		log:    cfg.Logger,
+		now:    cfg.Now,
 	}
 	if m != nil {
 		s.issued, s.revocations = m.tokensIssued, m.revocations

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/notify"
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -32,14 +33,18 @@ func (s *Service) ExpiringTokens(ctx context.Context, now, until time.Time) ([]n
 	if err != nil {
 		return nil, fmt.Errorf("list expiring tokens: %w", err)
 	}
-	keyRevoked, err := s.revIndex.revokedKeys(ctx, s.st, now)
+	refs := make([]revocation.TokenRef, len(recs))
+	for i, r := range recs {
+		refs[i] = tokenRef(r)
+	}
+	listed, err := s.feed.revoked(ctx, now, refs...)
 	if err != nil {
 		return nil, err
 	}
 	admins := map[string][]string{} // org → admins' emails, read once per org
 	var out []notify.Token
-	for _, r := range recs {
-		if !noticeWorthy(Token{Record: r, KeyRevoked: keyRevoked(r.KeyID)}, now) {
+	for i, r := range recs {
+		if !noticeWorthy(Token{Record: r, KeyRevoked: listed[i]}, now) {
 			continue
 		}
 		to, err := s.noticeRecipients(ctx, r, admins)
@@ -92,9 +97,9 @@ func (s *Service) TokenValid(ctx context.Context, id string, now time.Time) (boo
 	case err != nil:
 		return false, fmt.Errorf("look up token: %w", err)
 	}
-	keyRevoked, err := s.revIndex.revoked(ctx, s.st, rec.KeyID, now)
+	listed, err := s.feed.revoked(ctx, now, tokenRef(rec))
 	if err != nil {
 		return false, err
 	}
-	return noticeWorthy(Token{Record: rec, KeyRevoked: keyRevoked}, now), nil
+	return noticeWorthy(Token{Record: rec, KeyRevoked: listed[0]}, now), nil
 }

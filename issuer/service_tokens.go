@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // The token rules: who sees, creates, reissues and revokes which token,
@@ -51,7 +53,9 @@ type Issued struct {
 // alone does not say.
 type Token struct {
 	Record store.TokenRecord
-	// KeyRevoked is set when the key that signed it was withdrawn.
+	// KeyRevoked is set when the revocation list revokes it beyond what
+	// its record says: in practice, when the key that signed it was
+	// withdrawn (revocation.Index decides).
 	KeyRevoked bool
 	// Pruned is set when the record was long gone and Record was rebuilt
 	// from the token's claims.
@@ -221,11 +225,11 @@ func (s *Service) GetToken(ctx context.Context, p *Principal, id string) (Token,
 	if err != nil {
 		return Token{}, err
 	}
-	keyRevoked, err := s.revIndex.revoked(ctx, s.st, rec.KeyID, s.now())
+	listed, err := s.feed.revoked(ctx, s.now(), tokenRef(rec))
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{Record: rec, KeyRevoked: keyRevoked}, nil
+	return Token{Record: rec, KeyRevoked: listed[0]}, nil
 }
 
 // ListTokens is GET /tokens: admins list their org's tokens, members their
@@ -257,14 +261,18 @@ func (s *Service) ListTokens(ctx context.Context, p *Principal, q TokenQuery) ([
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	keyRevoked, err := s.revIndex.revokedKeys(ctx, s.st, s.now())
+	refs := make([]revocation.TokenRef, len(recs))
+	for i, r := range recs {
+		refs[i] = tokenRef(r)
+	}
+	listed, err := s.feed.revoked(ctx, s.now(), refs...)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Token, 0, len(recs))
-	for _, r := range recs {
+	for i, r := range recs {
 		if visible(p, r) {
-			out = append(out, Token{Record: r, KeyRevoked: keyRevoked(r.KeyID)})
+			out = append(out, Token{Record: r, KeyRevoked: listed[i]})
 		}
 	}
 	return out, nil
@@ -506,7 +514,7 @@ func (s *Service) TokenInfo(ctx context.Context, p *Principal, value string) (To
 // carry nothing else.
 type Introspection struct {
 	Active bool
-	Claims claims
+	Claims token.Claims
 	// Username is the owner's username for personal tokens.
 	Username string
 }
@@ -535,7 +543,7 @@ func (s *Service) Introspect(ctx context.Context, p *Principal, value string) (I
 	now := s.now()
 	t := Token{Record: pt.rec, KeyRevoked: pt.state.keyRevoked}
 	mine := visible(p, pt.rec) || (p.Token != nil && pt.rec.Org == p.Token.Org)
-	if pt.pruned || !mine || !t.Active(now) || time.Unix(pt.claims.NotBefore, 0).After(now) {
+	if pt.pruned || !mine || !t.Active(now) || pt.claims.NotBefore.After(now) {
 		return Introspection{}, nil
 	}
 	return Introspection{Active: true, Claims: pt.claims, Username: pt.rec.Owner}, nil
@@ -556,7 +564,7 @@ func (s *Service) BearerPrincipal(ctx context.Context, value string) (*Principal
 	}
 	now := s.now()
 	t := Token{Record: pt.rec, KeyRevoked: pt.state.keyRevoked}
-	if pt.pruned || !t.Active(now) || time.Unix(pt.claims.NotBefore, 0).After(now) {
+	if pt.pruned || !t.Active(now) || pt.claims.NotBefore.After(now) {
 		return nil, bad
 	}
 	rec := t.Record

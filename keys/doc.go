@@ -4,6 +4,11 @@
 // public keys as an RFC 7517 key set (JWKS) and rotates, revokes and prunes
 // keys.
 //
+// What a token is — claims, header policy, the strict parser, the size
+// limit — is the token package's: Sign signs only claims that
+// token.ParseClaims accepts, and Verify reads tokens with token.Parse,
+// the same parser the verifier uses, before checking the signature.
+//
 // # Storage
 //
 // Keys live as files in one directory (keys.dir), one file per key named

@@ -1,9 +1,7 @@
 package keys
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,11 +15,13 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/token"
 )
 
 // TokenType is the JWS "typ" header of every token this package signs
-// (RFC 9068).
-const TokenType = "at+jwt"
+// (RFC 9068): token.Type.
+const TokenType = token.Type
 
 // Defaults applied by Open to zero Config fields.
 const (
@@ -158,12 +158,16 @@ func Open(cfg Config) (*Keyring, error) {
 	return k, nil
 }
 
-// Sign signs payload, a JSON object of claims, with the current signing key
-// and returns the compact JWS and the kid. The protected header holds alg,
-// kid and typ "at+jwt".
-func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
-	if !isJSONObject(payload) {
-		return "", "", errors.New("keys: sign: payload is not a JSON object")
+// Sign signs payload, JWT claims as token.Claims writes them, with the
+// current signing key and returns the compact JWS and the kid. The
+// protected header holds alg, kid and typ "at+jwt". A payload that
+// token.ParseClaims refuses (not one JSON object, a duplicate or
+// case-variant member, no iss, exp or jti, ...) is refused: nothing is
+// signed that a verifier cannot read.
+func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
+	var c token.Claims
+	if err := token.ParseClaims(payload, &c); err != nil {
+		return "", "", fmt.Errorf("keys: sign: %w", err)
 	}
 	s := k.current().signing
 	if s == nil {
@@ -182,12 +186,6 @@ func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
 		return "", "", fmt.Errorf("keys: sign with %s: %w", s.kid, err)
 	}
 	return string(out), s.kid, nil
-}
-
-// isJSONObject reports whether b is one valid JSON object.
-func isJSONObject(b []byte) bool {
-	t := bytes.TrimLeft(b, " \t\r\n")
-	return len(t) > 0 && t[0] == '{' && json.Valid(b)
 }
 
 // JWKS returns the RFC 7517 key set of the published keys (next, signing,

@@ -4,14 +4,20 @@
 // issuer writes these bytes and the verifier reads them through this one
 // package, so there is exactly one definition of the format.
 //
-// # Snapshot format (version 1)
+// The meaning of the list — which token each entry revokes, how entries
+// for the same token, subject or key merge, when they stop mattering — is
+// the Index type (index.go); the position of a reader on the log, and how
+// it tells that the log was restored or replaced, is the Cursor (cursor.go).
+//
+// # Snapshot format (version 2)
 //
 // All integers are big-endian. Times are Unix nanoseconds (int64); 0 is
-// the zero time (an entry that never expires).
+// the zero time (an entry that never expires). Strings are a 2-byte length
+// and that many bytes.
 //
 //	offset  size  field
 //	0       4     magic "SGRL"
-//	4       2     format version (1)
+//	4       2     format version (2)
 //	6       2     flags (0; readers reject unknown bits)
 //	8       8     list version: the revocation log sequence the snapshot includes
 //	16      8     build time
@@ -20,11 +26,19 @@
 //	40      4     filter hash count k
 //	44      4     filter word count w (= ceil(m/64))
 //	48      8*w   filter words (bits-and-blooms/bloom/v3 layout)
+//	...     2+e   log epoch (see Cursor)
+//	...     2+t   tag of the entry at the list version ("" when none)
 //	...     4     subject count s, then s times:
 //	                2+len org, 2+len subject, 8 not-before, 8 expires
 //	...     4     key count c, then c times:
 //	                2+len kid, 8 revoked-at, 8 expires
+//	...     4     pending count p, then p times (token revocations that
+//	              take effect later, not in the filter):
+//	                2+len token id, 8 valid-until, 8 expires
 //	...     4     CRC-32C (Castagnoli) of every preceding byte
+//
+// Version 1 had no epoch, no tag and no pending list; it is no longer read
+// or written.
 //
 // The filter holds the ids of revoked tokens that have not expired, sized
 // from n and the configured false-positive rate (about 28.8 bits, 3.6 bytes,
@@ -36,17 +50,24 @@
 //
 // # Entries (JSON)
 //
-// GET /revocations?since=V answers a Delta; each SSE event on
-// /revocations/events carries one Entry (event "revocation", id = Seq);
-// GET /revocations/{token_id} answers one Entry (token entries only).
-// Times are RFC 3339; which id field is set depends on the kind:
+// GET /revocations?since=C answers a Delta; each SSE event on
+// /revocations/events carries one Entry (event "revocation", id = the
+// Cursor after it); GET /revocations/{token_id} answers one Entry (token
+// entries only). Times are RFC 3339; which id field is set depends on the
+// kind; tag is the entry's random tag, epoch (on events) the log's:
 //
-//	{"seq":7,"kind":"token","token_id":"bzlxyrtmpw4hxjbz6s43sexds4","org":"acme",
+//	{"seq":7,"tag":"9f2c41d07ab35e10","kind":"token","token_id":"bzlxyrtmpw4hxjbz6s43sexds4","org":"acme",
 //	 "revoked_at":"2026-11-23T10:00:00Z","expires_at":"2026-12-23T10:00:00Z"}
-//	{"seq":8,"kind":"subject","org":"acme","subject":"bob",
+//	{"seq":8,"tag":"...","kind":"subject","org":"acme","subject":"bob",
 //	 "not_before":"2026-11-23T10:00:00.5Z","revoked_at":"...","expires_at":"..."}
-//	{"seq":9,"kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
-//	{"from":6,"version":9,"revocations":[...]}   (a Delta)
+//	{"seq":9,"tag":"...","kind":"key","kid":"spuILZR8...","revoked_at":"...","expires_at":"..."}
+//	{"seq":10,"tag":"...","kind":"token","token_id":"...","valid_until":"2026-11-23T11:00:00Z",...}
+//
+// A token entry with valid_until takes effect then: the token stays valid
+// until that time (the old value of a token regenerated with a grace
+// period), and is revoked from then on.
+//
+//	{"from":6,"version":9,"epoch":"5be0c2a4d1f08e37","tag":"...","revocations":[...]}   (a Delta)
 package revocation
 
 import (
@@ -64,10 +85,10 @@ import (
 const Magic = "SGRL"
 
 // FormatVersion is the snapshot format this package writes and reads.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // ContentType is the media type of an encoded snapshot.
-const ContentType = "application/vnd.signet.revocations.v1"
+const ContentType = "application/vnd.signet.revocations.v2"
 
 // DefaultFalsePositiveRate is the filter's false-positive rate when the
 // issuer configures none.
@@ -97,19 +118,34 @@ const (
 
 // Entry is one revocation.
 type Entry struct {
-	Seq       uint64    `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Tag is the random tag the store gave the entry (see Cursor).
+	Tag string `json:"tag,omitempty"`
+	// Epoch is the log's epoch; set on SSE events, where a reader learns
+	// its position from the entry alone.
+	Epoch     string    `json:"epoch,omitempty"`
 	Kind      Kind      `json:"kind"`
 	TokenID   string    `json:"token_id,omitempty"`
 	Org       string    `json:"org,omitempty"`
 	Subject   string    `json:"subject,omitempty"`
 	NotBefore time.Time `json:"not_before,omitzero"`
-	KeyID     string    `json:"kid,omitempty"`
-	RevokedAt time.Time `json:"revoked_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	// ValidUntil, on a token entry, is when the revocation takes effect:
+	// the token stays valid until then (a token regenerated with a grace
+	// period). Zero: at once.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	KeyID      string    `json:"kid,omitempty"`
+	RevokedAt  time.Time `json:"revoked_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // Validate reports whether e is well formed for its kind.
 func (e Entry) Validate() error {
+	if (e.Tag != "" && !validID(e.Tag)) || (e.Epoch != "" && !validID(e.Epoch)) {
+		return errors.New("revocation: entry with a malformed tag or epoch")
+	}
+	if e.Kind != KindToken && !e.ValidUntil.IsZero() {
+		return fmt.Errorf("revocation: %s entry with valid_until (only token entries take effect later)", e.Kind)
+	}
 	switch e.Kind {
 	case KindToken:
 		if e.TokenID == "" {
@@ -130,12 +166,18 @@ func (e Entry) Validate() error {
 }
 
 // Delta is the answer to GET /revocations?since=From: every entry with
-// From < Seq <= Version that has not expired, ordered by Seq.
+// From < Seq <= Version that has not expired, ordered by Seq. Epoch and Tag
+// complete Version into the Cursor a reader holds after applying it.
 type Delta struct {
 	From    uint64  `json:"from"`
 	Version uint64  `json:"version"`
+	Epoch   string  `json:"epoch,omitempty"`
+	Tag     string  `json:"tag,omitempty"`
 	Entries []Entry `json:"revocations"`
 }
+
+// Cursor is the position a reader holds after applying d.
+func (d Delta) Cursor() Cursor { return Cursor{Version: d.Version, Epoch: d.Epoch, Tag: d.Tag} }
 
 // SubjectCutoff revokes every token of Org/Subject issued before NotBefore.
 type SubjectCutoff struct {
@@ -152,14 +194,29 @@ type KeyWithdrawal struct {
 	ExpiresAt time.Time
 }
 
-// Snapshot is the whole revocation list at one version.
+// PendingToken is a token revocation that takes effect later: the token
+// stays valid until ValidUntil.
+type PendingToken struct {
+	TokenID    string
+	ValidUntil time.Time
+	ExpiresAt  time.Time
+}
+
+// Snapshot is the whole revocation list at one version of one log.
 type Snapshot struct {
-	Version    uint64
+	Version uint64
+	// Epoch and Tag complete Version into the snapshot's Cursor; callers
+	// set them after NewSnapshot.
+	Epoch      string
+	Tag        string
 	BuiltAt    time.Time
 	TokenCount uint64
 	Subjects   []SubjectCutoff
 	Keys       []KeyWithdrawal
-	filter     *bloom.BloomFilter
+	// Pending are the token revocations not yet in effect at BuiltAt; they
+	// travel exactly, outside the filter (a filter hit means "revoked now").
+	Pending []PendingToken
+	filter  *bloom.BloomFilter
 }
 
 // NewSnapshot builds the snapshot of version from entries (of any kind),
@@ -177,6 +234,10 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 		}
 		switch e.Kind {
 		case KindToken:
+			if e.ValidUntil.After(builtAt) {
+				s.Pending = append(s.Pending, PendingToken{TokenID: e.TokenID, ValidUntil: e.ValidUntil, ExpiresAt: e.ExpiresAt})
+				continue
+			}
 			tokens = append(tokens, e.TokenID)
 		case KindSubject:
 			s.Subjects = append(s.Subjects, SubjectCutoff{Org: e.Org, Subject: e.Subject, NotBefore: e.NotBefore, ExpiresAt: e.ExpiresAt})
@@ -194,6 +255,25 @@ func NewSnapshot(version uint64, builtAt time.Time, entries []Entry, fpRate floa
 	}
 	s.TokenCount = uint64(len(tokens))
 	return s
+}
+
+// Cursor is the position of the log the snapshot shows.
+func (s *Snapshot) Cursor() Cursor { return Cursor{Version: s.Version, Epoch: s.Epoch, Tag: s.Tag} }
+
+// Exact returns the entries the snapshot carries exactly (subject cut-offs,
+// key withdrawals and pending token revocations), for an Index to fold.
+func (s *Snapshot) Exact() []Entry {
+	out := make([]Entry, 0, len(s.Subjects)+len(s.Keys))
+	for _, c := range s.Subjects {
+		out = append(out, Entry{Kind: KindSubject, Org: c.Org, Subject: c.Subject, NotBefore: c.NotBefore, ExpiresAt: c.ExpiresAt})
+	}
+	for _, k := range s.Keys {
+		out = append(out, Entry{Kind: KindKey, KeyID: k.KeyID, RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt})
+	}
+	for _, p := range s.Pending {
+		out = append(out, Entry{Kind: KindToken, TokenID: p.TokenID, ValidUntil: p.ValidUntil, ExpiresAt: p.ExpiresAt})
+	}
+	return out
 }
 
 // NewSnapshotWithFilter builds a snapshot around a filter of m bits and k
@@ -232,12 +312,16 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 	words := s.filter.BitSet().Words()
 	m := s.filter.Cap()
 	need := uint64(m+63) / 64
-	size := headerSize + 8*int(need) + 4 + 4 + 4
+	size := headerSize + 8*int(need) + 4 + len(s.Epoch) + len(s.Tag) + 4 + 4 + 4
 	for _, c := range s.Subjects {
 		size += 4 + len(c.Org) + len(c.Subject) + 16
 	}
 	for _, k := range s.Keys {
 		size += 2 + len(k.KeyID) + 16
+	}
+	size += 4
+	for _, p := range s.Pending {
+		size += 2 + len(p.TokenID) + 16
 	}
 	b := make([]byte, 0, size)
 	b = append(b, Magic...)
@@ -257,6 +341,12 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, w)
 	}
 	var err error
+	if b, err = appendString(b, s.Epoch); err != nil {
+		return nil, err
+	}
+	if b, err = appendString(b, s.Tag); err != nil {
+		return nil, err
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Subjects)))
 	for _, c := range s.Subjects {
 		if b, err = appendString(b, c.Org); err != nil {
@@ -275,6 +365,14 @@ func (s *Snapshot) MarshalBinary() ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint64(b, unixNano(k.RevokedAt))
 		b = binary.BigEndian.AppendUint64(b, unixNano(k.ExpiresAt))
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Pending)))
+	for _, p := range s.Pending {
+		if b, err = appendString(b, p.TokenID); err != nil {
+			return nil, err
+		}
+		b = binary.BigEndian.AppendUint64(b, unixNano(p.ValidUntil))
+		b = binary.BigEndian.AppendUint64(b, unixNano(p.ExpiresAt))
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return b, nil
@@ -317,7 +415,7 @@ var (
 // Decode parses an encoded snapshot. It never panics and allocates no more
 // than the input's size justifies, whatever the bytes.
 func Decode(b []byte) (*Snapshot, error) {
-	if len(b) < headerSize+12 {
+	if len(b) < headerSize+20 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
 	}
 	if string(b[:4]) != Magic {
@@ -355,6 +453,13 @@ func Decode(b []byte) (*Snapshot, error) {
 	}
 	s.filter = bloom.FromWithM(words, uint(m), uint(k))
 
+	epoch, ok1 := r.str()
+	tag, ok2 := r.str()
+	if !ok1 || !ok2 || (epoch != "" && !validID(epoch)) || (tag != "" && !validID(tag)) {
+		return nil, fmt.Errorf("%w: epoch or tag", ErrFormat)
+	}
+	s.Epoch, s.Tag = epoch, tag
+
 	ns, ok := r.u32()
 	if !ok || uint64(ns) > uint64(len(body)-r.off)/20 {
 		return nil, fmt.Errorf("%w: subject list", ErrFormat)
@@ -385,6 +490,20 @@ func Decode(b []byte) (*Snapshot, error) {
 		}
 		s.Keys = append(s.Keys, KeyWithdrawal{KeyID: kid,
 			RevokedAt: fromUnixNano(ra), ExpiresAt: fromUnixNano(ex)})
+	}
+	np, ok := r.u32()
+	if !ok || uint64(np) > uint64(len(body)-r.off)/18 {
+		return nil, fmt.Errorf("%w: pending list", ErrFormat)
+	}
+	s.Pending = make([]PendingToken, 0, np)
+	for i := uint32(0); i < np; i++ {
+		id, ok1 := r.str()
+		vu, ok2 := r.u64()
+		ex, ok3 := r.u64()
+		if !(ok1 && ok2 && ok3) || id == "" {
+			return nil, fmt.Errorf("%w: pending entry %d", ErrFormat, i)
+		}
+		s.Pending = append(s.Pending, PendingToken{TokenID: id, ValidUntil: fromUnixNano(vu), ExpiresAt: fromUnixNano(ex)})
 	}
 	if r.off != len(body) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(body)-r.off)

@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 		revocation.NewSnapshot(9, now, []revocation.Entry{
 			{Kind: revocation.KindSubject, Org: "", Subject: "x", NotBefore: now, ExpiresAt: now.Add(time.Hour)},
 			{Kind: revocation.KindKey, KeyID: "k", ExpiresAt: now.Add(time.Hour)},
+			{Kind: revocation.KindToken, TokenID: "p", ValidUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)},
 		}, 0.5),
 	}
 	for _, s := range seeds {

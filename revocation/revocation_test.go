@@ -51,10 +51,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := revocation.NewSnapshot(7, t0, tc.entries, 0)
+			s.Epoch, s.Tag = "5be0c2a4d1f08e37", "9f2c41d07ab35e10"
 			b := encode(t, s)
 			got, err := revocation.Decode(b)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
+			}
+			if got.Cursor() != s.Cursor() {
+				t.Errorf("cursor: got %+v, want %+v", got.Cursor(), s.Cursor())
 			}
 			if got.Version != 7 || !got.BuiltAt.Equal(t0) || got.TokenCount != tc.tokens {
 				t.Errorf("header: got version %d built %s count %d, want 7 %s %d", got.Version, got.BuiltAt, got.TokenCount, t0, tc.tokens)
@@ -130,7 +134,9 @@ func TestSnapshotFilterAndLists(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := encode(t, revocation.NewSnapshot(5, t0, sampleEntries(), 0))
+	snap := revocation.NewSnapshot(5, t0, sampleEntries(), 0)
+	snap.Epoch, snap.Tag = "e1", "t1"
+	good := encode(t, snap)
 	resum := func(b []byte) []byte {
 		body := b[:len(b)-4]
 		return binary.BigEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
@@ -144,14 +150,20 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, revocation.ErrFormat},
 		{"short", good[:20], revocation.ErrFormat},
 		{"bad magic", mutate(func(b []byte) []byte { b[0] = 'X'; return resum(b) }), revocation.ErrFormat},
-		{"future format", mutate(func(b []byte) []byte { b[5] = 2; return resum(b) }), revocation.ErrFormat},
+		{"future format", mutate(func(b []byte) []byte { b[5] = 3; return resum(b) }), revocation.ErrFormat},
+		{"format 1 (no epoch)", mutate(func(b []byte) []byte { b[5] = 1; return resum(b) }), revocation.ErrFormat},
+		{"epoch not an id", mutate(func(b []byte) []byte {
+			w := binary.BigEndian.Uint32(b[44:])
+			b[48+8*int(w)+2] = '.'
+			return resum(b)
+		}), revocation.ErrFormat},
 		{"unknown flags", mutate(func(b []byte) []byte { b[7] = 1; return resum(b) }), revocation.ErrFormat},
 		{"flipped filter bit", mutate(func(b []byte) []byte { b[50] ^= 1; return b }), revocation.ErrChecksum},
 		{"zero hashes", mutate(func(b []byte) []byte { binary.BigEndian.PutUint32(b[40:], 0); return resum(b) }), revocation.ErrFormat},
 		{"word count mismatch", mutate(func(b []byte) []byte { binary.BigEndian.PutUint32(b[44:], 1<<25); return resum(b) }), revocation.ErrFormat},
 		{"huge subject count", mutate(func(b []byte) []byte {
 			w := binary.BigEndian.Uint32(b[44:])
-			binary.BigEndian.PutUint32(b[48+8*int(w):], 1<<31)
+			binary.BigEndian.PutUint32(b[48+8*int(w)+8:], 1<<31)
 			return resum(b)
 		}), revocation.ErrFormat},
 		{"trailing bytes", mutate(func(b []byte) []byte { return resum(append(b[:len(b)-4], 0, 0, 0, 0, 0)) }), revocation.ErrFormat},

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary (and a real SMTP
-# server for expiry notices), fuzz seed corpora,
-# the browser test of the web UI, and the README's walkthrough run as
-# written.
+# server for expiry notices), fuzz seed corpora, the browser test of the
+# web UI, the README's walkthrough run as written, and the gate behind real
+# nginx and Caddy.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test`
@@ -72,6 +72,13 @@ if ! scripts/smtp-setup.sh; then
     exit 1
   fi
   log "python3-aiosmtpd missing: the SMTP tests of expiry notices will be skipped"
+# The gate's proxies (nginx, Caddy): the same rule as the browser.
+if ! scripts/gate-e2e/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install nginx and caddy for the gate's tests"
+    exit 1
+  fi
+  log "nginx or caddy missing: TestGateNginx and TestGateCaddy will be skipped"
 fi
 
 log "go vet"

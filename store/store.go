@@ -196,7 +196,11 @@ const (
 // the list version: every committed revocation gets a strictly larger Seq,
 // and readers at version V have seen exactly the entries with Seq <= V.
 type Revocation struct {
-	Seq  int64
+	Seq int64
+	// Tag is a random id the store gives the entry as it appends it; with
+	// the log's Epoch it tells a restored log apart from the original
+	// (revocation.Cursor). Entries appended before tags existed have none.
+	Tag  string
 	Kind RevocationKind
 	// Value is the token ID, the subject, or the key ID.
 	Value string
@@ -218,6 +222,11 @@ type Revocation struct {
 type RevocationState struct {
 	// Latest is the highest Seq ever committed (0 when none).
 	Latest int64
+	// Epoch is the log's identity: a random id written when the log was
+	// created (with the database), never changed by the store afterwards.
+	Epoch string
+	// Head is the Tag of the entry whose Seq is Latest ("" when none).
+	Head string
 }
 
 // AuditEvent records who did what to which object, when and from where.
@@ -265,6 +274,13 @@ type Store interface {
 	// under a longer maximum lifetime), at that token's expiry.
 	// ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
+	// RehashPassword replaces the user's password hash with newHash, an
+	// encoding of the same password (a bcrypt cost change), but only while
+	// the stored hash is still oldHash: a password set meanwhile is never
+	// overwritten with the old one. UpdatedAt is left alone, since the
+	// password did not change. It reports whether it replaced the hash
+	// (false when the hash differs or the user is absent).
+	RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error)
 	// DeleteUser removes the user and, in the same transaction, marks their
 	// personal tokens (chosen as SetPassword's) revoked and appends one RevokeSubject entry with
 	// NotBefore=now, expiring like SetPassword's. ErrNotFound when absent.
@@ -301,8 +317,13 @@ type Store interface {
 	// ListRevocations returns the entries with Seq > since and ExpiresAt >
 	// now, ordered by Seq.
 	ListRevocations(ctx context.Context, since int64, now time.Time) ([]Revocation, error)
-	// RevocationState returns the log's latest version.
+	// RevocationState returns the log's latest version, epoch and head,
+	// read together.
 	RevocationState(ctx context.Context) (RevocationState, error)
+	// RevocationTag returns the Tag of the entry with that Seq, whatever
+	// its expiry; ErrNotFound when no such entry is stored (never
+	// appended, or pruned).
+	RevocationTag(ctx context.Context, seq int64) (string, error)
 
 	// AppendAudit stores an audit event (ID and, when zero, Time are set by
 	// the store).
@@ -440,4 +461,14 @@ type RevocationWatcher interface {
 	// signals coalesce) after revocations commit anywhere. The channel is
 	// closed when ctx ends.
 	WatchRevocations(ctx context.Context) (<-chan struct{}, error)
+}
+
+// NewTag returns a fresh random entry tag (64 bits, hex), for backends to
+// give each revocation entry they append.
+func NewTag() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store: revocation tag: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }

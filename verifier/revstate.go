@@ -7,83 +7,107 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/signet-auth/signet/revocation"
 )
 
-// subjectKey names a subject inside its organization.
-type subjectKey struct{ org, sub string }
-
 // revState is the verifier's copy of the revocation list: the last
-// snapshot's filter plus exact knowledge gathered since (deltas, SSE
-// events, confirmed lookups). Guarded by mu; every change also bumps
-// Verifier.gen so cached tokens are re-checked.
+// snapshot's filter, and a revocation.Index of the exact knowledge gathered
+// with it and since (the snapshot's cut-offs and withdrawn keys, deltas,
+// SSE events, confirmed lookups). What an entry means is the Index's
+// business; revState adds only what a verifier needs on top: the bloom
+// filter, the ids a lookup denied, and the position on the issuer's log.
+// Guarded by mu; every change also bumps Verifier.gen so cached tokens are
+// re-checked.
 type revState struct {
-	mu      sync.RWMutex
-	snap    *revocation.Snapshot
-	version uint64 // the list version this state includes
-	// tokens holds exactly known revoked ids (entries since the snapshot
-	// and confirmed filter hits), each with the time it stops mattering.
-	tokens map[string]time.Time
-	// subjects holds cut-offs: tokens of the subject issued before the
-	// time are revoked.
-	subjects map[subjectKey]cutoff
-	// keys holds withdrawn kids.
-	keys map[string]time.Time
+	mu   sync.RWMutex
+	snap *revocation.Snapshot
+	// cursor is the position on the issuer's log this state includes.
+	cursor revocation.Cursor
+	index  *revocation.Index
 	// notRevoked holds ids whose filter hit GET /revocations/{id} denied;
 	// valid until the next snapshot replaces the filter.
 	notRevoked map[string]struct{}
 	pruned     time.Time
+	// pendingAt is the earliest time a revocation the index holds takes
+	// effect later (revocation.Entry.ValidUntil); zero when none waits.
+	// Cached answers are re-checked then (duePending).
+	pendingAt time.Time
 }
 
-type cutoff struct{ notBefore, expires time.Time }
-
-func newRevState() revState {
-	return revState{
-		tokens:     map[string]time.Time{},
-		subjects:   map[subjectKey]cutoff{},
-		keys:       map[string]time.Time{},
-		notRevoked: map[string]struct{}{},
+// notePendingLocked records e's start when it takes effect after now; the
+// caller holds rev.mu.
+func (r *revState) notePendingLocked(e revocation.Entry, now time.Time) {
+	if e.ValidUntil.After(now) && (r.pendingAt.IsZero() || e.ValidUntil.Before(r.pendingAt)) {
+		r.pendingAt = e.ValidUntil
 	}
 }
 
-// currentVersion returns the list version the verifier holds.
-func (v *Verifier) currentVersion() uint64 {
-	v.rev.mu.RLock()
-	defer v.rev.mu.RUnlock()
-	return v.rev.version
+// duePending bumps the generation, so that cached tokens are checked
+// again, once a revocation that was waiting takes effect.
+func (v *Verifier) duePending(now time.Time) {
+	v.rev.mu.Lock()
+	due := !v.rev.pendingAt.IsZero() && !now.Before(v.rev.pendingAt)
+	if due {
+		v.rev.pendingAt = v.rev.index.Pending(now)
+	}
+	v.rev.mu.Unlock()
+	if due {
+		v.gen.Add(1)
+	}
 }
 
-// installSnapshot replaces the filter and adds the exact lists it carries.
-// Exact entries learnt earlier stay (until they expire): they are true
-// revocations, and keeping them spares confirmation lookups. With reset the
-// version becomes the snapshot's even when lower (the issuer's log was
-// replaced, or we were too far behind); otherwise it never goes back, and
-// a snapshot older than the installed one is ignored: its filter lacks ids
-// that only the installed filter holds (a replica lagging behind, or a
-// periodic refresh racing a reset).
+func newRevState() revState {
+	return revState{index: revocation.NewIndex(), notRevoked: map[string]struct{}{}}
+}
+
+// currentCursor returns the position on the issuer's log the verifier holds.
+func (v *Verifier) currentCursor() revocation.Cursor {
+	v.rev.mu.RLock()
+	defer v.rev.mu.RUnlock()
+	return v.rev.cursor
+}
+
+// currentVersion returns the list version the verifier holds.
+func (v *Verifier) currentVersion() uint64 { return v.currentCursor().Version }
+
+// installSnapshot replaces the filter and folds the exact lists it carries
+// into the index. Exact entries learnt earlier stay (until they expire):
+// they are true revocations, even when the issuer's log was since replaced
+// or restored and lost them, and keeping them spares confirmation lookups.
+//
+// With reset, or a snapshot of another log (epoch), the cursor becomes the
+// snapshot's even when lower (the issuer's log was replaced or restored, or
+// we were too far behind). Otherwise it never goes back, and a snapshot
+// older than the installed one is ignored: its filter lacks ids that only
+// the installed filter holds (a replica lagging behind, or a periodic
+// refresh racing a reset).
 func (v *Verifier) installSnapshot(s *revocation.Snapshot, reset bool) {
 	var withdrawn []string
 	v.rev.mu.Lock()
-	if !reset && v.rev.snap != nil && s.Version < v.rev.snap.Version {
+	cur := v.rev.cursor
+	reset = reset || v.rev.snap == nil || s.Epoch != cur.Epoch
+	if !reset && s.Version < v.rev.snap.Version {
 		v.rev.mu.Unlock()
 		return
 	}
 	v.rev.snap = s
-	if reset || s.Version > v.rev.version {
-		v.rev.version = s.Version
+	if reset || s.Version > cur.Version || (s.Version == cur.Version && s.Tag != cur.Tag) {
+		v.rev.cursor = s.Cursor()
 	}
 	v.rev.notRevoked = map[string]struct{}{}
-	for _, c := range s.Subjects {
-		v.rev.addSubject(c.Org, c.Subject, c.NotBefore, c.ExpiresAt)
-	}
-	for _, k := range s.Keys {
-		if _, ok := v.rev.keys[k.KeyID]; !ok {
-			withdrawn = append(withdrawn, k.KeyID)
+	now := v.cfg.Now()
+	for _, e := range s.Exact() {
+		v.rev.notePendingLocked(e, now)
+		if e.Kind == revocation.KindKey && !v.rev.index.Withdrawn(e.KeyID) {
+			withdrawn = append(withdrawn, e.KeyID)
 		}
-		v.rev.keys[k.KeyID] = k.ExpiresAt
+		if _, err := v.rev.index.Apply(e); err != nil {
+			v.log.Warn("verifier: ignoring malformed snapshot entry", "issuer", v.issuer, "kind", string(e.Kind))
+		}
 	}
 	v.rev.mu.Unlock()
 	for _, kid := range withdrawn {
@@ -92,40 +116,32 @@ func (v *Verifier) installSnapshot(s *revocation.Snapshot, reset bool) {
 	v.gen.Add(1)
 }
 
-func (r *revState) addSubject(org, sub string, notBefore, expires time.Time) {
-	k := subjectKey{org, sub}
-	if c, ok := r.subjects[k]; ok && !c.notBefore.Before(notBefore) {
-		return
-	}
-	r.subjects[k] = cutoff{notBefore, expires}
-}
-
-// applyEntries applies exact entries (a delta or SSE events) and raises
-// the version to at least version.
-func (v *Verifier) applyEntries(entries []revocation.Entry, version uint64) {
+// applyEntries folds exact entries (a delta or SSE events) into the index
+// and moves the cursor to to, the position after them, unless the
+// verifier already holds a later version.
+func (v *Verifier) applyEntries(entries []revocation.Entry, to revocation.Cursor) {
 	var withdrawn []string
+	changed := false
+	now := v.cfg.Now()
 	v.rev.mu.Lock()
 	for _, e := range entries {
-		if e.Validate() != nil {
+		v.rev.notePendingLocked(e, now)
+		newKey := e.Kind == revocation.KindKey && !v.rev.index.Withdrawn(e.KeyID)
+		ch, err := v.rev.index.Apply(e)
+		if err != nil {
 			v.log.Warn("verifier: ignoring malformed revocation entry", "issuer", v.issuer, "seq", e.Seq)
 			continue
 		}
-		switch e.Kind {
-		case revocation.KindToken:
-			v.rev.tokens[e.TokenID] = e.ExpiresAt
-			delete(v.rev.notRevoked, e.TokenID)
-		case revocation.KindSubject:
-			v.rev.addSubject(e.Org, e.Subject, e.NotBefore, e.ExpiresAt)
-		case revocation.KindKey:
-			v.rev.keys[e.KeyID] = e.ExpiresAt
+		changed = changed || ch
+		if newKey {
 			withdrawn = append(withdrawn, e.KeyID)
 		}
-		if e.Seq > v.rev.version {
-			v.rev.version = e.Seq
+		if e.Kind == revocation.KindToken {
+			delete(v.rev.notRevoked, e.TokenID)
 		}
 	}
-	if version > v.rev.version {
-		v.rev.version = version
+	if to.Version >= v.rev.cursor.Version {
+		v.rev.cursor = to
 	}
 	v.rev.mu.Unlock()
 	for _, kid := range withdrawn {
@@ -133,12 +149,12 @@ func (v *Verifier) applyEntries(entries []revocation.Entry, version uint64) {
 	}
 	// An empty delta (every poll while the stream is down) changes nothing
 	// a cached token was checked against.
-	if len(entries) > 0 {
+	if changed {
 		v.gen.Add(1)
 	}
 }
 
-// prune forgets exact entries that no longer matter.
+// pruneRevocations forgets exact entries that no longer matter.
 func (v *Verifier) pruneRevocations(now time.Time) {
 	v.rev.mu.Lock()
 	defer v.rev.mu.Unlock()
@@ -146,40 +162,33 @@ func (v *Verifier) pruneRevocations(now time.Time) {
 		return
 	}
 	v.rev.pruned = now
-	for id, exp := range v.rev.tokens {
-		if !revocation.Live(exp, now) {
-			delete(v.rev.tokens, id)
-		}
-	}
-	for k, c := range v.rev.subjects {
-		if !revocation.Live(c.expires, now) {
-			delete(v.rev.subjects, k)
-		}
-	}
-	// Withdrawn kids are kept: forgetting one could let a stale JWKS
-	// re-install the key.
+	v.rev.index.Prune(now)
 }
+
+// withdrawnLocked reports whether kid was ever withdrawn; the caller holds
+// rev.mu.
+func (v *Verifier) withdrawnLocked(kid string) bool { return v.rev.index.Withdrawn(kid) }
 
 // checkRevoked reports ErrRevoked when the list withdraws the token. A
 // filter hit without exact knowledge is confirmed with one
 // GET /revocations/{id}; a lookup that fails counts as stale.
 func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
+	ref := revocation.TokenRef{ID: c.ID, Org: c.Org, Subject: c.Subject, IssuedAt: c.IssuedAt, KeyID: c.KeyID}
+	now := v.cfg.Now()
 	v.rev.mu.RLock()
-	_, keyGone := v.rev.keys[c.KeyID]
-	cut, hasCut := v.rev.subjects[subjectKey{c.Org, c.Subject}]
-	_, exact := v.rev.tokens[c.ID]
+	hit, exact := v.rev.index.Revoked(ref, now)
 	maybe := false
-	if !keyGone && !exact {
+	if !exact {
 		if _, denied := v.rev.notRevoked[c.ID]; !denied {
 			maybe = v.rev.snap.MayContainToken(c.ID)
 		}
 	}
 	v.rev.mu.RUnlock()
 	switch {
-	case keyGone:
+	case exact && hit.Kind == revocation.KindKey:
 		return fmt.Errorf("%w: its signing key %q was withdrawn", ErrRevoked, clip(c.KeyID))
-	case hasCut && c.IssuedAt.Before(cut.notBefore):
-		return fmt.Errorf("%w: every token of its subject issued before %s was revoked", ErrRevoked, cut.notBefore.UTC().Format(time.RFC3339))
+	case exact && hit.Kind == revocation.KindSubject:
+		return fmt.Errorf("%w: every token of its subject issued before %s was revoked", ErrRevoked, hit.NotBefore.UTC().Format(time.RFC3339))
 	case exact:
 		return fmt.Errorf("%w: token %s", ErrRevoked, c.ID)
 	case !maybe:
@@ -196,6 +205,14 @@ func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
 		return fmt.Errorf("%w: token %s", ErrRevoked, c.ID)
 	}
 	return nil
+}
+
+// entryVar is the variable of the metadata's revocation_entry_uri.
+const entryVar = "{token_id}"
+
+// entryURLOf is the URL of the exact answer for id.
+func (v *Verifier) entryURLOf(id string) string {
+	return strings.Replace(v.entryURL, entryVar, url.PathEscape(id), 1)
 }
 
 // confirmCall is one shared GET /revocations/{id}.
@@ -238,7 +255,7 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 	v.rev.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(v.bg, v.cfg.requestTimeout())
 	defer cancel()
-	body, status, err := v.get(ctx, v.listURL+"/"+url.PathEscape(id), 64<<10, nil)
+	body, status, err := v.get(ctx, v.entryURLOf(id), 64<<10, nil)
 	if err != nil {
 		c.err = err
 		return
@@ -254,17 +271,25 @@ func (v *Verifier) runConfirm(id string, c *confirmCall) {
 			c.err = errors.New("the issuer answered for another id")
 			return
 		}
-		c.revoked = true
-		// Record the answer without touching the version: the entries
+		// Record the answer without touching the cursor: the entries
 		// between it and e.Seq still have to come through the feed.
+		now := v.cfg.Now()
 		v.rev.mu.Lock()
-		v.rev.tokens[id] = e.ExpiresAt
+		_, err := v.rev.index.Apply(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ValidUntil: e.ValidUntil, ExpiresAt: e.ExpiresAt})
+		if err == nil {
+			v.rev.notePendingLocked(e, now)
+			_, c.revoked = v.rev.index.Revoked(revocation.TokenRef{ID: id}, now)
+		}
 		delete(v.rev.notRevoked, id)
 		v.rev.mu.Unlock()
+		if err != nil {
+			c.err = fmt.Errorf("record revocation of %s: %w", id, err)
+			return
+		}
 		v.gen.Add(1)
 	case http.StatusNotFound:
 		v.rev.mu.Lock()
-		_, exact := v.rev.tokens[id]
+		_, exact := v.rev.index.Revoked(revocation.TokenRef{ID: id}, v.cfg.Now())
 		switch {
 		case exact:
 			c.revoked = true // an SSE event got here first

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/signet-auth/signet/revocation"
@@ -31,16 +30,21 @@ const (
 	// snapshotRefresh is how often the snapshot is re-read (with
 	// If-None-Match) to drop expired ids and confirmed negatives.
 	snapshotRefresh = time.Hour
+	// pendingCheck is how often revocations that take effect later are
+	// checked for having come due (so that cached tokens are checked
+	// again): well within the second a revocation may take to apply.
+	pendingCheck = 100 * time.Millisecond
 )
 
 // loadSnapshot fetches GET /revocations. With reset, the snapshot replaces
-// the version even when older (the issuer's log was replaced or we are too
-// far behind); otherwise If-None-Match spares an unchanged download.
+// the cursor even when older (the issuer's log was replaced or restored, or
+// we are too far behind); otherwise If-None-Match (the ETag is the
+// snapshot's cursor) spares an unchanged download.
 func (v *Verifier) loadSnapshot(ctx context.Context, reset bool) error {
 	var hdr http.Header
 	v.rev.mu.RLock()
 	if s := v.rev.snap; s != nil && !reset {
-		hdr = http.Header{"If-None-Match": {`"` + strconv.FormatUint(s.Version, 10) + `"`}}
+		hdr = http.Header{"If-None-Match": {`"` + s.Cursor().String() + `"`}}
 	}
 	v.rev.mu.RUnlock()
 	body, status, err := v.get(ctx, v.listURL, maxSnapshotSize, hdr)
@@ -64,10 +68,13 @@ func (v *Verifier) loadSnapshot(ctx context.Context, reset bool) error {
 	return nil
 }
 
-// poll fetches GET /revocations?since=V once; 410 reloads the snapshot.
+// poll fetches GET /revocations?since=<cursor> once; 410 (too far behind,
+// or the cursor is not on the issuer's log: it was replaced or restored)
+// reloads the snapshot.
 func (v *Verifier) poll(ctx context.Context) error {
-	ver := v.currentVersion()
-	body, status, err := v.get(ctx, v.listURL+"?since="+strconv.FormatUint(ver, 10), maxDeltaSize, nil)
+	cur := v.currentCursor()
+	ver := cur.Version
+	body, status, err := v.get(ctx, v.listURL+"?since="+cur.String(), maxDeltaSize, nil)
 	if err != nil {
 		return fmt.Errorf("poll revocations: %w", err)
 	}
@@ -80,7 +87,12 @@ func (v *Verifier) poll(ctx context.Context) error {
 		if d.From != ver {
 			return fmt.Errorf("poll revocations: delta from %d, asked for %d", d.From, ver)
 		}
-		v.applyEntries(d.Entries, d.Version)
+		if d.Epoch != cur.Epoch {
+			// Another log under the same URL (an issuer that does not
+			// check cursors would answer with it).
+			return v.loadSnapshot(ctx, true)
+		}
+		v.applyEntries(d.Entries, d.Cursor())
 		v.markSynced()
 		return nil
 	case http.StatusGone:
@@ -144,10 +156,14 @@ func (v *Verifier) maintain() {
 	defer keys.Stop()
 	snap := time.NewTicker(snapshotRefresh)
 	defer snap.Stop()
+	pending := time.NewTicker(pendingCheck)
+	defer pending.Stop()
 	for {
 		select {
 		case <-v.bg.Done():
 			return
+		case <-pending.C:
+			v.duePending(v.cfg.Now())
 		case <-keys.C:
 			if _, err := v.refreshKeys(v.bg, true); err != nil && v.bg.Err() == nil {
 				v.log.Warn("verifier: refreshing the key set failed; keeping the last one", "issuer", v.issuer, "err", err)
@@ -188,7 +204,7 @@ func (v *Verifier) follow(ctx context.Context) (connected bool, err error) {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	req.Header.Set("Last-Event-ID", strconv.FormatUint(v.currentVersion(), 10))
+	req.Header.Set("Last-Event-ID", v.currentCursor().String())
 	idle := time.AfterFunc(streamIdleTimeout, cancel)
 	defer idle.Stop()
 	resp, err := v.stream.Do(req)
@@ -265,6 +281,20 @@ func trimEOL(b []byte) []byte {
 func (v *Verifier) dispatch(ctx context.Context, event string, data []byte, connected *bool) error {
 	switch event {
 	case "hello":
+		var h struct {
+			Epoch string `json:"epoch"`
+		}
+		if err := json.Unmarshal(data, &h); err != nil {
+			return fmt.Errorf("event stream: decode hello: %w", err)
+		}
+		if h.Epoch != v.currentCursor().Epoch {
+			// Another log under the same URL; an issuer that checks
+			// cursors says "reset" right after, but one that does not
+			// would stream entries we cannot place.
+			if err := v.loadSnapshot(ctx, true); err != nil {
+				return err
+			}
+		}
 		*connected = true
 		v.markSynced()
 	case "reset":
@@ -291,7 +321,11 @@ func (v *Verifier) dispatch(ctx context.Context, event string, data []byte, conn
 		if err := e.Validate(); err != nil {
 			return fmt.Errorf("event stream: %w", err)
 		}
-		v.applyEntries([]revocation.Entry{e}, 0)
+		cur := v.currentCursor()
+		if e.Epoch != cur.Epoch {
+			return errors.New("event stream: an entry of another log; resuming from a snapshot")
+		}
+		v.applyEntries([]revocation.Entry{e}, revocation.Cursor{Version: e.Seq, Epoch: e.Epoch, Tag: e.Tag})
 		v.markSynced()
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,5 +235,154 @@ func TestKeyLeavesKeySet(t *testing.T) {
 	other := fresh.SignToken(t, verifiertest.Claims{"iss": old.URL()})
 	if _, err := v.Verify(context.Background(), other); err != nil {
 		t.Errorf("token of the key now published: got %v, want nil", err)
+	}
+}
+
+// TestIssuerLogRestored: the issuer's database is restored from a backup
+// taken one revocation ago. Its log keeps its epoch but goes back a version,
+// and the next revocation reuses the lost one's Seq. The verifier must
+// notice that its position is not on the log any more, reload, and refuse
+// the new revocation's token, whether it follows the stream or polls.
+func TestIssuerLogRestored(t *testing.T) {
+	for _, sse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("SSE=%v", sse), func(t *testing.T) {
+			iss := verifiertest.NewIssuer(t)
+			v := newVerifier(t, iss, func(c *verifier.Config) {
+				c.DisableSSE = !sse
+				if sse {
+					c.PollInterval = time.Hour // the stream alone delivers
+				}
+				c.CacheSize = -1
+			})
+			first, lost, next := iss.SignToken(t, nil), iss.SignToken(t, nil), iss.SignToken(t, nil)
+			backup := iss.Revoke(verifiertest.TokenID(t, first))
+			iss.Revoke(verifiertest.TokenID(t, lost))
+			eventually(t, "both revocations applied", refused(v, lost))
+
+			iss.RestoreLog(backup)
+			seq := iss.Revoke(verifiertest.TokenID(t, next))
+			if seq != backup+1 {
+				t.Fatalf("the restored log gave Seq %d, want %d (the lost entry's)", seq, backup+1)
+			}
+			eventually(t, "the revocation after the restore applied", refused(v, next))
+			if _, err := v.Verify(context.Background(), first); !errors.Is(err, verifier.ErrRevoked) {
+				t.Errorf("token revoked before the backup: got %v, want ErrRevoked", err)
+			}
+		})
+	}
+}
+
+// TestIssuerLogReplacedSameVersion: a new database whose log has reached
+// the verifier's version by the time it reconnects; only the epoch tells
+// the logs apart.
+func TestIssuerLogReplacedSameVersion(t *testing.T) {
+	iss := verifiertest.NewIssuer(t)
+	v := newVerifier(t, iss, func(c *verifier.Config) { c.CacheSize = -1 })
+	old := iss.SignToken(t, nil)
+	iss.Revoke(verifiertest.TokenID(t, old))
+	eventually(t, "old log synced", refused(v, old))
+	iss.SetDown(true)
+	iss.ReplaceLog()
+	tok := iss.SignToken(t, nil)
+	iss.Revoke(verifiertest.TokenID(t, tok)) // version 1 again, another log
+	iss.SetDown(false)
+	eventually(t, "revocation in the new log applied", refused(v, tok))
+}
+
+// TestURLsFromMetadata: the verifier fetches every URL from the issuer's
+// metadata, not from paths it builds: an issuer that publishes its list,
+// stream and entry lookup under other paths is followed, and nothing is
+// asked of the default paths.
+func TestURLsFromMetadata(t *testing.T) {
+	iss := verifiertest.NewIssuer(t, verifiertest.WithFilter(1, 1)) // every id hits the filter
+	var mu sync.Mutex
+	hits := map[string]int{}
+	var front *httptest.Server
+	front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forward := map[string]string{
+			"/keys":   "/.well-known/jwks.json",
+			"/list":   "/revocations",
+			"/stream": "/revocations/events",
+		}
+		path := r.URL.Path
+		mu.Lock()
+		hits[path]++
+		mu.Unlock()
+		if path == "/.well-known/oauth-authorization-server" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q,"revocation_list_uri":%q,"revocation_events_uri":%q,"revocation_entry_uri":%q}`,
+				front.URL, front.URL+"/keys", front.URL+"/list", front.URL+"/stream", front.URL+"/entry/{token_id}/answer")
+			return
+		}
+		to, ok := forward[path]
+		if id, found := strings.CutPrefix(path, "/entry/"); found {
+			to, ok = "/revocations/"+strings.TrimSuffix(id, "/answer"), true
+		}
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, iss.URL()+to+"?"+r.URL.RawQuery, nil)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				_, _ = w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(front.Close)
+
+	iss.Revoke("someone-else") // the snapshot's filter hits for every id
+	v, err := verifier.New(context.Background(), verifier.Config{IssuerURL: front.URL, Logger: quietLogger(), CacheSize: -1})
+	if err != nil {
+		t.Fatalf("verifier.New: %v", err)
+	}
+	t.Cleanup(v.Close)
+	eventually(t, "stream connected", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits["/stream"] > 0
+	})
+	ok, revoked := iss.SignToken(t, verifiertest.Claims{"iss": front.URL}), iss.SignToken(t, verifiertest.Claims{"iss": front.URL})
+	eventually(t, "the filter hit confirmed not revoked", func() bool {
+		_, err := v.Verify(context.Background(), ok)
+		return err == nil
+	})
+	iss.Revoke(verifiertest.TokenID(t, revoked))
+	eventually(t, "revocation applied", refused(v, revoked))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range []string{"/keys", "/list", "/stream"} {
+		if hits[p] == 0 {
+			t.Errorf("%s: never fetched, want it used", p)
+		}
+	}
+	entry := 0
+	for p, n := range hits {
+		if strings.HasPrefix(p, "/entry/") && strings.HasSuffix(p, "/answer") {
+			entry += n
+		}
+		if strings.HasPrefix(p, "/revocations") || p == "/.well-known/jwks.json" {
+			t.Errorf("%s: fetched %d times, want never (not in the metadata)", p, n)
+		}
+	}
+	if entry == 0 {
+		t.Error("entry lookups: got none through revocation_entry_uri, want the filter hit confirmed there")
 	}
 }

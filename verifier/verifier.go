@@ -18,11 +18,21 @@
 // entries synced since the snapshot, or one GET /revocations/{id}) before a
 // token is refused, so a false positive never locks out a valid token.
 //
-// Verify accepts only EdDSA (Ed25519), ES256 and RS256, and only the
-// algorithm of the key the token names; alg "none", HMAC, the jku, x5u,
-// jwk and x5c header parameters and any crit entry are refused, and typ
-// must be at+jwt. Tokens seen before are answered from a bounded cache;
-// a revocation synced since is still honoured on the very next call.
+// Tokens are read by the token package, the one parser the issuer uses
+// too: only EdDSA (Ed25519), ES256 and RS256, and only the algorithm of
+// the key the token names; alg "none", HMAC, the jku, x5u, jwk, x5c and
+// b64 header parameters and any crit entry are refused, typ must be
+// at+jwt, and claims with a duplicate member name, a case variant of a
+// claim name or anything after the JSON object are malformed. Tokens seen
+// before are answered from a bounded cache; a revocation synced since is
+// still honoured on the very next call.
+//
+// The package is split by job: verifier.go (New, Verify and its checks),
+// keyset.go (the key source: the KeySet interface and the default JWKS
+// key set with its own lock and rate-limited, shared refresh),
+// revstate.go (the revocation state), sync.go (the syncer), cache.go (the
+// verified-token cache) and errors.go. Config.KeySet plugs in another key
+// source.
 //
 // While the issuer is unreachable the verifier keeps the last good keys
 // and list. Once the list has not been synced for Config.MaxStaleness,
@@ -33,8 +43,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/signet-auth/signet/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,6 +53,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/signet-auth/signet/revocation"
+	"github.com/signet-auth/signet/token"
 )
 
 // Defaults applied to zero Config fields.
@@ -113,6 +126,12 @@ type Config struct {
 	// Logger receives warnings about sync problems (default
 	// slog.Default()). Token values are never logged.
 	Logger *slog.Logger
+	// KeySet checks signatures instead of the issuer's JWKS (default: the
+	// jwks_uri of the issuer's metadata, refreshed as JWKSRefreshInterval
+	// and MinRefreshInterval say). A custom set refreshes itself; tokens
+	// answered from the cache are not re-checked against it, and a kid the
+	// revocation list withdraws is refused whatever it says.
+	KeySet KeySet
 }
 
 func (c Config) withDefaults() Config {
@@ -160,13 +179,15 @@ type Verifier struct {
 	jwksURL   string
 	listURL   string
 	eventsURL string
+	entryURL  string // a template: {token_id} stands for the id
 	hc        *http.Client
 	stream    *http.Client
 	log       *slog.Logger
 
-	keysMu    sync.Mutex // serializes key set writers
-	keys      atomic.Pointer[keySet]
-	refresher keyRefresher
+	// keySet checks signatures: Config.KeySet, or jwks.
+	keySet KeySet
+	// jwks is the default key set (keyset.go); nil with Config.KeySet.
+	jwks *jwksKeySet
 
 	rev revState
 	// gen changes whenever keys or the revocation list change; a cache
@@ -185,11 +206,17 @@ type Verifier struct {
 	closeOnce sync.Once
 }
 
-// metadata is the part of RFC 8414 metadata the verifier reads.
+// metadata is the part of RFC 8414 metadata the verifier reads. Every URL
+// it fetches comes from here; the events and entry URLs fall back to the
+// list URL's sub-paths for issuers that predate them.
 type metadata struct {
-	Issuer            string `json:"issuer"`
-	JWKSURI           string `json:"jwks_uri"`
-	RevocationListURI string `json:"revocation_list_uri"`
+	Issuer              string `json:"issuer"`
+	JWKSURI             string `json:"jwks_uri"`
+	RevocationListURI   string `json:"revocation_list_uri"`
+	RevocationEventsURI string `json:"revocation_events_uri"`
+	// RevocationEntryURI is a URI template (RFC 6570, level 1) with the
+	// one variable {token_id}.
+	RevocationEntryURI string `json:"revocation_entry_uri"`
 }
 
 // New discovers the issuer, loads its keys and revocation snapshot, and
@@ -213,7 +240,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		rev:        newRevState(),
 		confirming: map[string]*confirmCall{},
 	}
-	v.keys.Store(&keySet{keys: map[string]*publicKey{}})
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -233,12 +259,18 @@ func (v *Verifier) start(ctx context.Context, issuer *url.URL) error {
 	if err != nil {
 		return err
 	}
-	v.jwksURL, v.listURL = md.JWKSURI, strings.TrimSuffix(md.RevocationListURI, "/")
-	v.eventsURL = v.listURL + "/events"
-	// The initial load does not count against MinRefreshInterval: a key
-	// rotated right after start is still picked up.
-	if err := v.loadKeys(ctx); err != nil {
-		return err
+	v.jwksURL, v.listURL = md.JWKSURI, md.RevocationListURI
+	v.eventsURL, v.entryURL = md.RevocationEventsURI, md.RevocationEntryURI
+	if v.cfg.KeySet != nil {
+		v.keySet = v.cfg.KeySet
+	} else {
+		// The initial load does not count against MinRefreshInterval: a key
+		// rotated right after start is still picked up.
+		v.jwks = newJWKSKeySet(v, md.JWKSURI)
+		v.keySet = v.jwks
+		if err := v.jwks.load(ctx); err != nil {
+			return err
+		}
 	}
 	return v.loadSnapshot(ctx, true)
 }
@@ -270,8 +302,24 @@ func (v *Verifier) discover(ctx context.Context, issuer *url.URL) (metadata, err
 		if md.Issuer != v.issuer {
 			return metadata{}, fmt.Errorf("discover %s: metadata issuer %q is not %q", c, clip(md.Issuer), v.issuer)
 		}
-		for name, s := range map[string]string{"jwks_uri": md.JWKSURI, "revocation_list_uri": md.RevocationListURI} {
-			if pu, err := url.Parse(s); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		if list := strings.TrimSuffix(md.RevocationListURI, "/"); list != "" {
+			if md.RevocationEventsURI == "" {
+				md.RevocationEventsURI = list + "/events"
+			}
+			if md.RevocationEntryURI == "" {
+				md.RevocationEntryURI = list + "/{token_id}"
+			}
+		}
+		if !strings.Contains(md.RevocationEntryURI, entryVar) {
+			return metadata{}, fmt.Errorf("discover %s: metadata revocation_entry_uri %q lacks %s", c, clip(md.RevocationEntryURI), entryVar)
+		}
+		for name, s := range map[string]string{
+			"jwks_uri":              md.JWKSURI,
+			"revocation_list_uri":   md.RevocationListURI,
+			"revocation_events_uri": md.RevocationEventsURI,
+			"revocation_entry_uri":  strings.Replace(md.RevocationEntryURI, entryVar, "x", 1),
+		} {
+			if pu, err := url.Parse(s); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" && name == "revocation_list_uri" {
 				return metadata{}, fmt.Errorf("discover %s: metadata %s %q is not an http(s) URL", c, name, clip(s))
 			}
 		}
@@ -289,33 +337,25 @@ func (v *Verifier) Close() {
 	})
 }
 
-// Verify checks token and returns its claims. The checks, cheapest first:
-// shape and header (alg, typ, forbidden parameters), exp/nbf/iat with
-// leeway, iss, aud, list staleness, then the key (refreshing the key set
-// for an unknown kid, rate-limited), the signature, and the revocation
-// list. Errors wrap the package's sentinel errors.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+// Verify checks tok and returns its claims. The checks, cheapest first:
+// shape, header and claims (token.Parse: size, alg, typ, forbidden header
+// parameters, strict JSON), exp/nbf/iat with leeway, iss, aud, list
+// staleness, then the signature through the KeySet (the default one
+// refreshes for an unknown kid, rate-limited), and the revocation list.
+// Errors wrap the package's sentinel errors.
+func (v *Verifier) Verify(ctx context.Context, tok string) (*Claims, error) {
 	now := v.cfg.Now()
 	if v.cache != nil {
-		if e := v.cache.get(token); e != nil {
+		if e := v.cache.get(tok); e != nil {
 			return v.verifyCached(ctx, e, now)
 		}
 	}
-	var p parsedToken
-	defer p.release()
-	if err := parseToken(token, &p); err != nil {
-		return nil, err
+	t, err := token.Parse(tok)
+	if err != nil {
+		return nil, parseError(err)
 	}
-	switch p.hdr.alg {
-	case algEdDSA, algES256, algRS256:
-	default:
-		return nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, clip(p.hdr.alg))
-	}
-	if p.hdr.kid == "" {
-		return nil, malformed("header has no kid")
-	}
-	c := &p.claims
-	c.KeyID = p.hdr.kid
+	defer t.Release()
+	c := &t.Claims
 	if err := v.checkTimes(c, now); err != nil {
 		return nil, err
 	}
@@ -329,26 +369,43 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, err
 	}
 	gen := v.gen.Load()
-	k, err := v.lookupKey(ctx, p.hdr.kid)
-	if err != nil {
-		return nil, err
-	}
-	if k.alg != p.hdr.alg {
-		return nil, fmt.Errorf("%w: alg %q, but key %q is %s", ErrAlgorithm, clip(p.hdr.alg), clip(k.kid), k.alg)
-	}
-	if !k.verify(p.input, p.sig) {
-		return nil, ErrBadSignature
+	if err := v.keySet.VerifySignature(ctx, t); err != nil {
+		return nil, v.signatureError(c.KeyID, err)
 	}
 	if err := v.checkRevoked(ctx, c); err != nil {
 		return nil, err
 	}
-	claims := p.claims // escapes to the heap once, owned by the cache
+	claims := t.Claims // escapes to the heap once, owned by the cache
 	if v.cache != nil {
 		e := &cacheEntry{claims: &claims}
 		e.gen.Store(gen)
-		v.cache.put(token, e)
+		v.cache.put(tok, e)
 	}
-	return claims.clone(), nil
+	return cloneClaims(&claims), nil
+}
+
+// parseError puts a token.Parse refusal under the verifier's errors.
+func parseError(err error) error {
+	var te *token.Error
+	if errors.As(err, &te) {
+		if te.Err == token.ErrAlgorithm {
+			return fmt.Errorf("%w: %s", ErrAlgorithm, te.Reason)
+		}
+		return fmt.Errorf("%w: %s", ErrMalformed, te.Reason)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// signatureError classifies a KeySet's refusal: an unknown kid that the
+// revocation list withdrew is a revoked token.
+func (v *Verifier) signatureError(kid string, err error) error {
+	switch {
+	case errors.Is(err, ErrUnknownKey) && v.withdrawn(kid):
+		return fmt.Errorf("%w: its signing key %q was withdrawn", ErrRevoked, clip(kid))
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrAlgorithm), errors.Is(err, ErrBadSignature):
+		return err
+	}
+	return fmt.Errorf("verifier: key set: %w", err)
 }
 
 // verifyCached re-checks a cached token: time, staleness and, when keys or
@@ -362,7 +419,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 		return nil, err
 	}
 	if gen := v.gen.Load(); e.gen.Load() != gen {
-		if v.keys.Load().keys[c.KeyID] == nil && !v.withdrawn(c.KeyID) {
+		if v.jwks != nil && !v.jwks.has(c.KeyID) && !v.withdrawn(c.KeyID) {
 			return nil, fmt.Errorf("%w: kid %q left the issuer's key set", ErrUnknownKey, clip(c.KeyID))
 		}
 		if err := v.checkRevoked(ctx, c); err != nil {
@@ -370,14 +427,13 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 		}
 		e.gen.Store(gen)
 	}
-	return c.clone(), nil
+	return cloneClaims(c), nil
 }
 
 func (v *Verifier) withdrawn(kid string) bool {
 	v.rev.mu.RLock()
 	defer v.rev.mu.RUnlock()
-	_, ok := v.rev.keys[kid]
-	return ok
+	return v.withdrawnLocked(kid)
 }
 
 func (v *Verifier) checkTimes(c *Claims, now time.Time) error {

@@ -706,3 +706,69 @@ func TestHasScope(t *testing.T) {
 		})
 	}
 }
+
+// TestCutoffNotShortenedByNewerOne: a removed user's token must not verify
+// again when a newer cut-off of the same subject, with a shorter expiry
+// (max_ttl was lowered in between), is pruned: the older cut-off's
+// protection lasts until its own expiry, in a long-running verifier and in
+// one that starts from the snapshot alike.
+func TestCutoffNotShortenedByNewerOne(t *testing.T) {
+	clk := newClock()
+	iss := verifiertest.NewIssuer(t, verifiertest.WithNow(clk.Now))
+	cfg := func(c *verifier.Config) {
+		c.Now, c.MaxStaleness, c.CacheSize = clk.Now, 1000*time.Hour, -1
+		c.JWKSRefreshInterval = 10 * time.Millisecond // prunes as often
+	}
+	v := newVerifier(t, iss, cfg)
+	t0 := clk.Now()
+	long := iss.SignToken(t, verifiertest.Claims{"sub": "bob", "exp": t0.Add(100 * time.Hour).Unix()})
+	if _, err := v.Verify(context.Background(), long); err != nil {
+		t.Fatalf("Verify before any cut-off: %v", err)
+	}
+	clk.Advance(time.Second)
+	iss.RevokeSubjectUntil("acme", "bob", clk.Now(), t0.Add(100*time.Hour)) // covers the long token
+	clk.Advance(time.Second)
+	iss.RevokeSubjectUntil("acme", "bob", clk.Now(), clk.Now().Add(time.Hour)) // max_ttl now 1h
+	eventually(t, "cut-offs applied", refused(v, long))
+	fresh := newVerifier(t, iss, cfg)
+
+	// Past the newer cut-off's expiry and grace, with prunes in between.
+	clk.Advance(time.Hour + revocation.ExpiryGrace + 2*time.Minute)
+	for name, v := range map[string]*verifier.Verifier{"long-running": v, "from the snapshot": fresh} {
+		for range 3 { // a prune runs at most once a minute of the clock
+			time.Sleep(50 * time.Millisecond)
+			clk.Advance(time.Minute)
+			if _, err := v.Verify(context.Background(), long); !errors.Is(err, verifier.ErrRevoked) {
+				t.Fatalf("%s verifier after the newer cut-off expired: got %v, want ErrRevoked", name, err)
+			}
+		}
+	}
+}
+
+// TestRevocationTakingEffectLater: a token revoked from a later time on (a
+// token regenerated with a grace period) verifies until then and is refused
+// from then on, also when its earlier answer was cached, whether the entry
+// came as an event or in the snapshot.
+func TestRevocationTakingEffectLater(t *testing.T) {
+	clk := newClock()
+	iss := verifiertest.NewIssuer(t, verifiertest.WithNow(clk.Now))
+	cfg := func(c *verifier.Config) { c.Now, c.MaxStaleness = clk.Now, 1000*time.Hour }
+	v := newVerifier(t, iss, cfg)
+	tok, marker := iss.SignToken(t, nil), iss.SignToken(t, nil)
+	until := clk.Now().Add(time.Hour)
+	iss.RevokeFrom(verifiertest.TokenID(t, tok), until)
+	iss.Revoke(verifiertest.TokenID(t, marker)) // applied after it
+	fresh := newVerifier(t, iss, cfg)           // learns it from the snapshot
+	eventually(t, "entries applied", refused(v, marker))
+	for name, v := range map[string]*verifier.Verifier{"event": v, "snapshot": fresh} {
+		for range 2 { // the second answer comes from the cache
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("%s: before its time: got %v, want nil", name, err)
+			}
+		}
+	}
+	clk.Advance(time.Hour)
+	for name, v := range map[string]*verifier.Verifier{"event": v, "snapshot": fresh} {
+		eventually(t, name+": refused once in effect", refused(v, tok))
+	}
+}

@@ -596,7 +596,7 @@ func TestContractUserTokenIssue(t *testing.T) {
 		{"JSON array", ctReq{user: "alice", pass: ctAlicePass, ctype: ctJSON, body: `["72h"]`}, 400, "invalid_request"},
 		{"wrong type", ctReq{user: "alice", pass: ctAlicePass, ctype: ctJSON, body: `{"scopes":"reports:read"}`}, 400, "invalid_request"},
 		{"form fields", ctReq{user: "alice", pass: ctAlicePass, ctype: ctForm, body: `expires_in=72h`}, 400, "invalid_request"},
-		{"form-typed JSON from a browser page", ctReq{user: "alice", pass: ctAlicePass, ctype: ctForm, body: `{"expires_in":"72h"}`, header: map[string]string{"Origin": "https://evil.example"}}, 400, "invalid_request"},
+		{"form-typed JSON from a page of another site", ctReq{user: "alice", pass: ctAlicePass, ctype: ctForm, body: `{"expires_in":"72h"}`, header: map[string]string{"Origin": "https://evil.example"}}, 403, "forbidden"},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1173,6 +1173,87 @@ func TestContractRateLimit(t *testing.T) {
 	wantErr(t, e.send(ctReq{method: "POST", path: "/user-token", user: "dan", pass: ctDanPass}), 429, "rate_limited")
 	wantErr(t, e.send(ctReq{method: "GET", path: "/tokens", user: "dan", pass: ctDanPass}), 429, "rate_limited")
 	issueUserToken(t, e, "bob", ctBobPass, "")
+}
+
+// TestContractBrowsers: a state-changing request carrying an Origin
+// other than the issuer's own, or Sec-Fetch-Site cross-site/same-site, is
+// refused with 403 before anything else is read, whatever its content type
+// and even with no body; reads, the issuer's own origin and scripts
+// (neither header) are unaffected.
+func TestContractBrowsers(t *testing.T) {
+	e := contractEnv(t, ctBaseYAML, "  max_failures_per_user: 3\n")
+	tok := createToken(t, e, "alice", ctAlicePass, `{"name":"target"}`)
+	id := tok["token_id"].(string)
+	u, _ := url.Parse(e.url)
+	sameSite := "http://localhost:" + u.Port() // what 127.0.0.1 calls a different origin
+	otherPort := "http://" + u.Hostname() + ":1"
+	newAdmin := `{"username":"mallory","password":"mallory-password-1","email":"m@example.com","role":"admin"}`
+	refused := []map[string]string{
+		{"Origin": "https://evil.example"},
+		{"Origin": sameSite},
+		{"Origin": otherPort},
+		{"Origin": "null"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "same-site"},
+		{"Origin": e.url, "Sec-Fetch-Site": "same-site"},
+	}
+	requests := []ctReq{
+		{method: "POST", path: "/users", body: newAdmin},
+		{method: "POST", path: "/users", ctype: "text/plain", body: newAdmin},
+		{method: "POST", path: "/users", ctype: ctJSON, body: newAdmin},
+		{method: "POST", path: "/tokens/" + id + "/regenerate"},
+		{method: "POST", path: "/tokens/" + id + "/regenerate", ctype: ctForm},
+		{method: "DELETE", path: "/tokens/" + id},
+		{method: "PUT", path: "/users/bob/password", body: `{"password":"taken-over-1"}`},
+		{method: "PATCH", path: "/tokens/" + id},
+		{method: "POST", path: "/no-such-path"},
+	}
+	for _, h := range refused {
+		for _, r := range requests {
+			r.user, r.pass, r.header = "alice", ctAlicePass, h
+			wantErr(t, e.send(r), 403, "forbidden")
+		}
+		// Wrong passwords are not even looked at: no failed-login budget is spent.
+		wantErr(t, e.send(ctReq{method: "POST", path: "/user-token", user: "dan", pass: "wrong-password", header: h}), 403, "forbidden")
+	}
+	if r := e.send(ctReq{method: "GET", path: "/users", user: "alice", pass: ctAlicePass}); strings.Contains(string(r.body), "mallory") {
+		t.Fatalf("a cross-site request added a user: %s", r.body)
+	}
+	if r := e.send(ctReq{method: "GET", path: "/tokens/" + id, user: "alice", pass: ctAlicePass}); !strings.Contains(string(r.body), `"revoked":false`) {
+		t.Fatalf("a cross-site request revoked the token: %s", r.body)
+	}
+	issueUserToken(t, e, "dan", ctDanPass, "")
+	issueUserToken(t, e, "bob", ctBobPass, "")
+	// The issuer's own page, Fetch Metadata same-origin/none, and reads.
+	for _, h := range []map[string]string{nil, {"Origin": e.url}, {"Origin": e.url, "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}} {
+		mustStatus(t, e.send(ctReq{method: "POST", path: "/user-token", user: "alice", pass: ctAlicePass, header: h}), 200)
+	}
+	mustStatus(t, e.send(ctReq{method: "GET", path: "/tokens", user: "alice", pass: ctAlicePass, header: map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}}), 200)
+}
+
+// TestContractLongPasswords: bcrypt reads 72 bytes; a password longer
+// than that is refused when set (the CLI and the API share the rule) and
+// never signs in, so a 72-byte password with anything appended is wrong.
+func TestContractLongPasswords(t *testing.T) {
+	e := contractEnv(t, ctBaseYAML, "")
+	pw72 := strings.Repeat("long-pw-", 9) // 72 bytes
+	if _, errOut, code := e.cli(pw72+"\n", "user", "add", "ivan", "--org", "acme", "--role", "member", "--email", "ivan@example.com", "--password-stdin"); code != 0 {
+		t.Fatalf("user add with a 72-byte password: exit %d: %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"user", "add", "yuri", "--org", "acme", "--role", "member", "--email", "yuri@example.com", "--password-stdin"},
+		{"user", "passwd", "ivan", "--password-stdin"},
+	} {
+		if _, errOut, code := e.cli(pw72+"x\n", args...); code == 0 || strings.Contains(errOut, pw72) {
+			t.Errorf("%v with a 73-byte password: got exit %d (%q), want a failure that does not repeat it", args, code, errOut)
+		}
+	}
+	issueUserToken(t, e, "ivan", pw72, "")
+	for _, extra := range []string{"x", "-anything-at-all"} {
+		wantErr(t, e.send(ctReq{method: "POST", path: "/user-token", user: "ivan", pass: pw72 + extra}), 401, "unauthorized")
+	}
+	wantErr(t, e.send(ctReq{method: "POST", path: "/users", user: "alice", pass: ctAlicePass, ctype: ctJSON,
+		body: `{"username":"yuri","password":"` + pw72 + `x","email":"yuri@example.com","role":"member"}`}), 400, "invalid_request")
 }
 
 // TestContractPersonalTokensOff: with tokens.personal_tokens false only

@@ -9,7 +9,9 @@
 // unnamed) stay out of the way under their own filter and wear no expiry
 // badge; a long-lived token warns in its last week; New token starts from
 // the user's default scopes (the configured default preset for the admin,
-// every scope the member holds), never from nothing.
+// every scope the member holds), never from nothing. Pages of other origins
+// (another port of the same site, another site) cannot drive the API through
+// a browser that cached an admin's Basic credentials.
 //
 // Environment:
 //   SIGNET_UI_URL                 issuer base URL (required), e.g. http://127.0.0.1:8080
@@ -23,6 +25,7 @@
 import { chromium } from 'playwright-core';
 import { strict as assert } from 'node:assert';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -132,6 +135,82 @@ async function signIn(page, who) {
 
 function row(page, name) {
   return page.locator('#tokens-body tr').filter({ has: page.locator('strong', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+}
+
+// otherOrigin serves a blank page on another loopback port: a page that
+// is not the issuer's, on the issuer's site (same host, another port) or,
+// under another host name, on another site.
+function otherOrigin() {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>another origin</title><p>not the issuer');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port }));
+  });
+}
+
+// crossOriginAttacks makes the browser send, from page p (of another
+// origin), every kind of request a page can send without CORS: fetch and
+// XMLHttpRequest with a raw body (no Content-Type), sendBeacon, and plain
+// HTML forms, to add an admin and to regenerate tokenId. It returns how
+// many requests to the issuer it made.
+async function crossOriginAttacks(p, pageURL, tokenId, tag) {
+  await p.goto(pageURL);
+  await p.evaluate(
+    async ({ base, id, tag }) => {
+      const admin = (how) => JSON.stringify({ username: `mallory-${tag}-${how}`, password: 'mallory-password-1', email: `m-${how}@evil.example`, role: 'admin' });
+      const bytes = (s) => new TextEncoder().encode(s); // a raw body: no Content-Type
+      const regen = base + '/tokens/' + encodeURIComponent(id) + '/regenerate';
+      const quiet = (pr) => pr.then(() => {}, () => {});
+      await quiet(fetch(base + '/users', { method: 'POST', mode: 'no-cors', credentials: 'include', body: bytes(admin('fetch')) }));
+      await quiet(fetch(regen, { method: 'POST', mode: 'no-cors', credentials: 'include', body: new Uint8Array(0) }));
+      const xhr = (url, body) =>
+        new Promise((resolve) => {
+          const x = new XMLHttpRequest();
+          x.open('POST', url);
+          x.withCredentials = true;
+          x.onloadend = resolve;
+          x.send(body);
+        });
+      await xhr(base + '/users', bytes(admin('xhr')));
+      await xhr(regen, null);
+      if (!navigator.sendBeacon(base + '/users', new Blob([admin('beacon')]))) throw new Error('sendBeacon refused to queue');
+      if (!navigator.sendBeacon(regen, new Blob([]))) throw new Error('sendBeacon refused to queue');
+    },
+    { base: BASE, id: tokenId, tag },
+  );
+  // Plain HTML forms: an empty POST to regenerate, and a text/plain body
+  // that spells a JSON object to add an admin.
+  const submit = async (action, enctype, fields) => {
+    await p.goto(pageURL);
+    await Promise.all([
+      p.waitForURL(action),
+      p.evaluate(
+        ({ action, enctype, fields }) => {
+          const f = document.createElement('form');
+          f.method = 'POST';
+          f.action = action;
+          f.enctype = enctype;
+          for (const [name, value] of fields) {
+            const i = document.createElement('input');
+            i.type = 'hidden';
+            i.name = name;
+            i.value = value;
+            f.append(i);
+          }
+          document.body.append(f);
+          f.submit();
+        },
+        { action, enctype, fields },
+      ),
+    ]);
+  };
+  await submit(BASE + '/tokens/' + encodeURIComponent(tokenId) + '/regenerate', 'application/x-www-form-urlencoded', []);
+  const json = JSON.stringify({ username: `mallory-${tag}-form`, password: 'mallory-password-1', email: 'm-form@evil.example', role: 'admin', x: '' });
+  await submit(BASE + '/users', 'text/plain', [[json.slice(0, -2), '"}']]);
+  return 8;
 }
 
 async function main() {
@@ -508,6 +587,66 @@ async function main() {
       await apiOK('DELETE', '/tokens/' + encodeURIComponent(adminTokenId), MEMBER, undefined, 404);
       await apiOK('GET', '/users', MEMBER, undefined, 403);
       await mctx.close();
+    });
+
+    await step('pages of other origins cannot drive the API with cached Basic credentials', async () => {
+      const victim = await apiOK('POST', '/tokens', ADMIN, { name: 'csrf-target', scopes: ['reports:read'] }, 201);
+      const usersBefore = (await apiOK('GET', '/users', ADMIN, undefined, 200)).users.map((u) => u.username).sort();
+      const other = await otherOrigin();
+      const bctx = await browser.newContext(ctxOpts);
+      try {
+        // The admin once opened an issuer URL with credentials: the
+        // browser caches them and attaches them to later requests.
+        const seed = await bctx.newPage();
+        const withCreds = new URL(BASE + '/tokens');
+        withCreds.username = ADMIN.user;
+        withCreds.password = ADMIN.pass;
+        const seeded = await seed.goto(withCreds.href);
+        assert.equal(seeded.status(), 200, 'the admin opened the issuer with Basic credentials');
+
+        const sent = []; // every state-changing request the browser sent to the issuer
+        bctx.on('request', (req) => {
+          if (req.url().startsWith(ORIGIN + '/') && req.method() !== 'GET') sent.push(req);
+        });
+        const host = new URL(BASE).hostname;
+        const sameSite = `http://${host}:${other.port}/`; // another port: same site, another origin
+        const otherSite = `http://${host === 'localhost' ? '127.0.0.1' : 'localhost'}:${other.port}/`;
+        const p = await bctx.newPage();
+        p.setDefaultTimeout(STEP_TIMEOUT);
+        let want = 0;
+        for (const [tag, pageURL] of [['samesite', sameSite], ['crosssite', otherSite]]) {
+          const from = sent.length;
+          // A read from this page shows whether the browser attaches the
+          // cached credentials here: 200 means it does (across ports of one
+          // site it does; Chromium partitions its auth cache by site).
+          await p.goto(pageURL);
+          const probe = ORIGIN + '/tokens?probe=' + tag;
+          const [read] = await Promise.all([
+            p.waitForResponse((r) => r.url() === probe),
+            p.evaluate((u) => fetch(u, { mode: 'no-cors', credentials: 'include' }).then(() => {}, () => {}), probe),
+          ]);
+          if (tag === 'samesite') assert.equal(read.status(), 200, `a read from ${pageURL} carried the cached credentials`);
+          else console.log(`    # a read from ${pageURL} got ${read.status()}`);
+          want += await crossOriginAttacks(p, pageURL, victim.token_id, tag);
+          const deadline = Date.now() + STEP_TIMEOUT;
+          while (sent.length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          assert.equal(sent.length, want, `requests the browser sent from ${pageURL}: got ${sent.map((r) => r.method() + ' ' + r.url()).join(', ')}`);
+          for (const req of sent.slice(from)) {
+            const what = `${req.method()} ${new URL(req.url()).pathname} from ${pageURL} (${req.resourceType()})`;
+            const resp = await req.response(); // null when the request failed (a blocked navigation)
+            if (resp) assert.equal(resp.status(), 403, `${what}: got status ${resp.status()}, want 403`);
+          }
+        }
+      } finally {
+        await bctx.close();
+        other.server.close();
+      }
+      const meta = await apiOK('GET', '/tokens/' + encodeURIComponent(victim.token_id), ADMIN, undefined, 200);
+      assert.equal(meta.revoked, false, 'the token was not regenerated (its old value would be revoked)');
+      const named = (await apiOK('GET', '/tokens?include_revoked=true', ADMIN, undefined, 200)).tokens.filter((t) => t.name === 'csrf-target');
+      assert.equal(named.length, 1, `tokens named csrf-target: got ${named.length}, want 1`);
+      const usersAfter = (await apiOK('GET', '/users', ADMIN, undefined, 200)).users.map((u) => u.username).sort();
+      assert.deepEqual(usersAfter, usersBefore, 'no user was added');
     });
 
     await step('no console errors, CSP violations or outside requests', async () => {

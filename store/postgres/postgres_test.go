@@ -790,9 +790,10 @@ func TestHotPathQueryPlans(t *testing.T) {
 		{"ListTokens by org and owner id", `SELECT ` + tokenColumns + ` FROM tokens
 			WHERE org = $1 AND owner_id = $2 AND revoked_at IS NULL ORDER BY issued_at DESC, row_seq DESC`,
 			`'acme', 'uid-bob'`, "tokens_org_owner_id_issued"},
-		{"DeleteUser's token revocation", `UPDATE tokens SET revoked_at = $3::timestamptz
-			WHERE ` + ownedBy4 + ` AND org = $2 AND type = 'personal' AND revoked_at IS NULL`,
-			`'bob', 'acme', now(), 'uid-bob'`, "tokens_org_owner_id_issued"},
+		{"DeleteUser's latest covered expiry", `SELECT max(expires_at) FROM tokens WHERE ` + coveredTokens(false),
+			`'uid-bob', 'bob', 'acme'`, "tokens_org_owner_id_issued"},
+		{"DeleteUser's token revocation", `UPDATE tokens SET revoked_at = $4::timestamptz WHERE revoked_at IS NULL AND ` + coveredTokens(false),
+			`'uid-bob', 'bob', 'acme', now()`, "tokens_org_owner_id_issued"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -863,10 +864,18 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if _, err := s2.GetToken(ctx, "tok-1"); err != nil {
 		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
 	}
+	if st, err := s2.RevocationState(ctx); err != nil || len(st.Epoch) != 16 {
+		t.Errorf("revocation state after upgrade: got %+v, %v; want a 16-character epoch", st, err)
+	}
 }
 
-// undoUserIDs turns a database back to before migration 3 (user ids).
+// undoUserIDs turns a database back to before migration 3 (user ids),
+// undoing migrations 5 (expiry notices) and 4 (the revocation log's epoch
+// and tags) first.
 var undoUserIDs = append(undoExpiryNotices,
+	`ALTER TABLE revocation_state DROP COLUMN epoch`,
+	`ALTER TABLE revocation_state DROP COLUMN head`,
+	`ALTER TABLE revocations DROP COLUMN tag`,
 	`DROP INDEX tokens_org_owner_id_issued`,
 	`DROP INDEX users_id`,
 	`ALTER TABLE tokens DROP COLUMN owner_id`,
@@ -874,11 +883,11 @@ var undoUserIDs = append(undoExpiryNotices,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
 )
 
-// undoExpiryNotices turns a database back to before migration 4 (expiry
+// undoExpiryNotices turns a database back to before migration 5 (expiry
 // notices).
 var undoExpiryNotices = []string{
 	`DROP TABLE expiry_notices`,
-	`DELETE FROM schema_migrations WHERE version >= 4`,
+	`DELETE FROM schema_migrations WHERE version >= 5`,
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each

@@ -12,13 +12,13 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const revocationColumns = `seq, kind, value, org, not_before, revoked_at, expires_at, reason`
+const revocationColumns = `seq, tag, kind, value, org, not_before, revoked_at, expires_at, reason`
 
 func scanRevocation(row pgx.Row) (store.Revocation, error) {
 	var r store.Revocation
 	var kind string
 	var notBefore *time.Time
-	if err := row.Scan(&r.Seq, &kind, &r.Value, &r.Org, &notBefore, &r.RevokedAt, &r.ExpiresAt, &r.Reason); err != nil {
+	if err := row.Scan(&r.Seq, &r.Tag, &kind, &r.Value, &r.Org, &notBefore, &r.RevokedAt, &r.ExpiresAt, &r.Reason); err != nil {
 		return store.Revocation{}, err
 	}
 	r.Kind = store.RevocationKind(kind)
@@ -36,14 +36,19 @@ func appendRevocation(ctx context.Context, tx pgx.Tx, r store.Revocation) (store
 	if err := checkText("revocation value", r.Value, "org", r.Org, "reason", r.Reason); err != nil {
 		return store.Revocation{}, err
 	}
-	if err := tx.QueryRow(ctx, `UPDATE revocation_state SET latest = latest + 1 RETURNING latest`).Scan(&r.Seq); err != nil {
+	tag, err := store.NewTag()
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	r.Tag = tag
+	if err := tx.QueryRow(ctx, `UPDATE revocation_state SET latest = latest + 1, head = $1 RETURNING latest`, tag).Scan(&r.Seq); err != nil {
 		return store.Revocation{}, fmt.Errorf("next revocation seq: %w", err)
 	}
 	r.RevokedAt = ts(r.RevokedAt)
 	r.ExpiresAt = ts(r.ExpiresAt)
 	r.NotBefore = fromNullTS(nullTS(r.NotBefore))
-	if _, err := tx.Exec(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.Seq, string(r.Kind), r.Value, r.Org, nullTS(r.NotBefore), r.RevokedAt, r.ExpiresAt, r.Reason); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.Seq, r.Tag, string(r.Kind), r.Value, r.Org, nullTS(r.NotBefore), r.RevokedAt, r.ExpiresAt, r.Reason); err != nil {
 		return store.Revocation{}, fmt.Errorf("insert revocation: %w", mapErr(err))
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(r.Seq, 10)); err != nil {
@@ -157,14 +162,29 @@ func (s *Store) ListRevocations(ctx context.Context, since int64, now time.Time)
 	return revs, nil
 }
 
-// RevocationState returns the log's latest version: the highest Seq ever
-// committed, which pruning never lowers.
+// RevocationState returns the log's latest version (the highest Seq ever
+// committed, which pruning never lowers), its epoch and the tag of the
+// latest entry, from one row.
 func (s *Store) RevocationState(ctx context.Context) (store.RevocationState, error) {
 	var st store.RevocationState
-	if err := s.pool.QueryRow(ctx, `SELECT latest FROM revocation_state`).Scan(&st.Latest); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT latest, epoch, head FROM revocation_state`).Scan(&st.Latest, &st.Epoch, &st.Head); err != nil {
 		return store.RevocationState{}, fmt.Errorf("postgres: revocation state: %w", err)
 	}
 	return st, nil
+}
+
+// RevocationTag returns the tag of entry seq; store.ErrNotFound when it is
+// not stored.
+func (s *Store) RevocationTag(ctx context.Context, seq int64) (string, error) {
+	var tag string
+	err := s.pool.QueryRow(ctx, `SELECT tag FROM revocations WHERE seq = $1`, seq).Scan(&tag)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("postgres: revocation %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("postgres: revocation %d: %w", seq, err)
+	}
+	return tag, nil
 }
 
 // Prune deletes token records that expired before cutoff and revocation

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,6 +91,26 @@ func (s *Store) ListUsers(ctx context.Context, org string) ([]store.User, error)
 	return users, nil
 }
 
+// RehashPassword replaces the user's password hash with newHash while it
+// is still oldHash, leaving updated_at alone, and reports whether it did.
+func (s *Store) RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error) {
+	if oldHash == "" || newHash == "" {
+		return false, fmt.Errorf("postgres: rehash password of %s: empty password hash", username)
+	}
+	if err := checkText("password hash", newHash); err != nil {
+		return false, fmt.Errorf("postgres: rehash password: %w", err)
+	}
+	if !storable(username, oldHash) {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $3 WHERE username = $1 AND password_hash = $2`,
+		username, oldHash, newHash)
+	if err != nil {
+		return false, fmt.Errorf("postgres: rehash password of %s: %w", username, mapErr(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // SetPassword replaces the user's password hash (store.ErrNotFound when the
 // user is absent). When revokeBefore is not zero it also revokes, in the
 // same transaction, the user's personal tokens issued before it and appends
@@ -123,9 +144,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE `+ownedBy+` AND org = $2 AND type = 'personal' AND revoked_at IS NULL AND issued_at < $4
-			RETURNING expires_at`, username, org, ts(now), ts(revokeBefore), id)
+		lastExpiry, err := revokeTokens(ctx, tx, org, id, username, now, revokeBefore)
 		if err != nil {
 			return err
 		}
@@ -171,9 +190,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = $3
-			WHERE `+ownedBy4+` AND org = $2 AND type = 'personal' AND revoked_at IS NULL
-			RETURNING expires_at`, username, org, ts(now), id)
+		lastExpiry, err := revokeTokens(ctx, tx, org, id, username, now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -194,27 +211,49 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 	return rev, nil
 }
 
-// ownedBy and ownedBy4 select a user's personal tokens: theirs by id ($5
-// or $4), and those of their username ($1) that belong to no user id
-// (recorded before ids existed, for an earlier holder of the name, who was
-// removed). Revoking the latter too is the safe side.
-const (
-	ownedBy  = `(owner_id = $5 OR (owner_id = '' AND owner = $1))`
-	ownedBy4 = `(owner_id = $4 OR (owner_id = '' AND owner = $1))`
-)
+// ownedBy selects a user's personal tokens: theirs by id ($1), and those
+// of their username ($2) that belong to no user id (recorded before ids
+// existed, for an earlier holder of the name, who was removed). Revoking
+// the latter too is the safe side.
+const ownedBy = `(owner_id = $1 OR (owner_id = '' AND owner = $2))`
 
-// revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
-// and returns the latest expiry among the tokens it revoked (zero when
-// none). A subject entry must not expire before them: after
-// tokens.max_ttl is lowered, a token issued earlier can outlive the
-// caller's revokeExpires, and a verifier would accept it again once the
-// entry left the list.
-func revokeTokens(ctx context.Context, tx pgx.Tx, update string, args ...any) (time.Time, error) {
+// revokeTokens marks revoked, at now, the personal tokens of the user
+// (org, id, username) issued before before (every one when before is
+// zero) that are not revoked yet, and returns the latest expiry among all
+// the tokens the cut-off covers, already revoked ones included (zero when
+// none). A subject entry must not expire before them: after tokens.max_ttl
+// is lowered, a token issued earlier can outlive the caller's
+// revokeExpires, and a verifier would accept it again once the entry left
+// the list. The tokens already revoked count too, so that the newest
+// cut-off alone protects every token issued before it, whatever became of
+// the entries that revoked them first.
+func revokeTokens(ctx context.Context, tx pgx.Tx, org, id, username string, now, before time.Time) (time.Time, error) {
+	args := []any{id, username, org}
+	if !before.IsZero() {
+		args = append(args, ts(before))
+	}
+	cover := coveredTokens(!before.IsZero())
 	var last *time.Time
-	if err := tx.QueryRow(ctx, `WITH revoked AS (`+update+`) SELECT max(expires_at) FROM revoked`, args...).Scan(&last); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT max(expires_at) FROM tokens WHERE `+cover, args...).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("revoke tokens: latest expiry: %w", err)
+	}
+	nowArg := "$" + strconv.Itoa(len(args)+1)
+	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = `+nowArg+`::timestamptz WHERE revoked_at IS NULL AND `+cover,
+		append(args, ts(now))...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
 	}
 	return fromNullTS(last), nil
+}
+
+// coveredTokens is the condition selecting the personal tokens a cut-off
+// covers: $1 the user's id, $2 the username, $3 the org and, with before,
+// $4 the cut-off (issued before it).
+func coveredTokens(before bool) string {
+	cover := ownedBy + ` AND org = $3 AND type = 'personal'`
+	if before {
+		cover += ` AND issued_at < $4`
+	}
+	return cover
 }
 
 // laterOf returns the later of a and b.

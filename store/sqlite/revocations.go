@@ -10,19 +10,24 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const revocationColumns = `seq, kind, value, org, not_before, revoked_at, expires_at, reason`
+const revocationColumns = `seq, tag, kind, value, org, not_before, revoked_at, expires_at, reason`
 
 // appendRevocation assigns r the next Seq and inserts it, inside tx. The
 // counter row is updated in the same transaction, so the Seq becomes
 // visible exactly when the entry commits, and commits are serialised by
 // the write lock: Seq order is commit order, without gaps.
 func appendRevocation(ctx context.Context, tx *sql.Tx, r store.Revocation) (store.Revocation, error) {
+	tag, err := store.NewTag()
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	r.Tag = tag
 	if err := tx.QueryRowContext(ctx,
-		`UPDATE revocation_seq SET latest = latest + 1 WHERE id = 1 RETURNING latest`).Scan(&r.Seq); err != nil {
+		`UPDATE revocation_seq SET latest = latest + 1, head = ? WHERE id = 1 RETURNING latest`, tag).Scan(&r.Seq); err != nil {
 		return store.Revocation{}, fmt.Errorf("next revocation seq: %w", err)
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Seq, string(r.Kind), r.Value, r.Org, nullMicros(r.NotBefore), micros(r.RevokedAt), micros(r.ExpiresAt), r.Reason)
+	_, err = tx.ExecContext(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Seq, r.Tag, string(r.Kind), r.Value, r.Org, nullMicros(r.NotBefore), micros(r.RevokedAt), micros(r.ExpiresAt), r.Reason)
 	if isUniqueViolation(err) {
 		return store.Revocation{}, fmt.Errorf("%s %s already has a revocation entry: %w", r.Kind, r.Value, store.ErrConflict)
 	}
@@ -123,13 +128,28 @@ func (s *Store) ListRevocations(ctx context.Context, since int64, now time.Time)
 	return out, nil
 }
 
-// RevocationState returns the highest Seq ever committed.
+// RevocationState returns the highest Seq ever committed, the log's epoch
+// and the tag of the latest entry.
 func (s *Store) RevocationState(ctx context.Context) (store.RevocationState, error) {
 	var st store.RevocationState
-	if err := s.r.QueryRowContext(ctx, `SELECT latest FROM revocation_seq WHERE id = 1`).Scan(&st.Latest); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT latest, epoch, head FROM revocation_seq WHERE id = 1`).Scan(&st.Latest, &st.Epoch, &st.Head); err != nil {
 		return store.RevocationState{}, fmt.Errorf("sqlite: revocation state: %w", err)
 	}
 	return st, nil
+}
+
+// RevocationTag returns the tag of entry seq; ErrNotFound when it is not
+// stored.
+func (s *Store) RevocationTag(ctx context.Context, seq int64) (string, error) {
+	var tag string
+	err := s.r.QueryRowContext(ctx, `SELECT tag FROM revocations WHERE seq = ?`, seq).Scan(&tag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sqlite: revocation %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: revocation %d: %w", seq, err)
+	}
+	return tag, nil
 }
 
 // Prune deletes token records that expired before cutoff and revocation
@@ -171,7 +191,7 @@ func scanRevocation(sc scanner) (store.Revocation, error) {
 		notBefore          sql.NullInt64
 		revokedAt, expires int64
 	)
-	if err := sc.Scan(&r.Seq, &kind, &r.Value, &r.Org, &notBefore, &revokedAt, &expires, &r.Reason); err != nil {
+	if err := sc.Scan(&r.Seq, &r.Tag, &kind, &r.Value, &r.Org, &notBefore, &revokedAt, &expires, &r.Reason); err != nil {
 		return store.Revocation{}, err
 	}
 	r.Kind = store.RevocationKind(kind)

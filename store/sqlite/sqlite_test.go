@@ -582,10 +582,72 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if _, err := s.GetToken(context.Background(), "tok-1"); err != nil {
 		t.Errorf("GetToken after upgrade: got error %v, want nil", err)
 	}
+	if st, err := s.RevocationState(context.Background()); err != nil || len(st.Epoch) != 16 {
+		t.Errorf("revocation state after upgrade: got %+v, %v; want a 16-character epoch", st, err)
+	}
 }
 
-// undoUserIDs turns a database back to before migration 3 (user ids).
+// TestRestoredFileReusesSeqWithNewTag shows what the revocation log's tags
+// are for: a database file restored from a copy keeps its epoch and goes
+// back to the copy's version, and its next entry reuses a Seq that a reader
+// of the original has seen, but with another tag (revocation.Cursor).
+func TestRestoredFileReusesSeqWithNewTag(t *testing.T) {
+	ctx := context.Background()
+	path := freshPath(t)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	if _, err := s.RevokeKey(ctx, "kid-1", t0, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeKey: got error %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path)
+	lost, err := s.RevokeKey(ctx, "kid-2", t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("RevokeKey: got error %v, want nil", err)
+	}
+	before, err := s.RevocationState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		_ = os.Remove(path + suffix)
+	}
+	if err := os.WriteFile(path, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := openAt(t, path)
+	next, err := r.RevokeKey(ctx, "kid-3", t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("RevokeKey after the restore: got error %v, want nil", err)
+	}
+	after, err := r.RevocationState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Epoch != before.Epoch || next.Seq != lost.Seq || next.Tag == lost.Tag || after.Head != next.Tag {
+		t.Errorf("after the restore: got epoch %q seq %d tag %q head %q; want epoch %q, seq %d with a tag other than %q",
+			after.Epoch, next.Seq, next.Tag, after.Head, before.Epoch, lost.Seq, lost.Tag)
+	}
+}
+
+// undoUserIDs turns a database back to before migration 3 (user ids),
+// undoing migrations 5 (expiry notices) and 4 (the revocation log's epoch
+// and tags) first.
 var undoUserIDs = append(undoExpiryNotices,
+	`ALTER TABLE revocation_seq DROP COLUMN epoch`,
+	`ALTER TABLE revocation_seq DROP COLUMN head`,
+	`ALTER TABLE revocations DROP COLUMN tag`,
 	`DROP INDEX tokens_org_owner_id_issued`,
 	`DROP INDEX users_id`,
 	`ALTER TABLE tokens DROP COLUMN owner_id`,
@@ -593,11 +655,11 @@ var undoUserIDs = append(undoExpiryNotices,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
 )
 
-// undoExpiryNotices turns a database back to before migration 4 (expiry
+// undoExpiryNotices turns a database back to before migration 5 (expiry
 // notices).
 var undoExpiryNotices = []string{
 	`DROP TABLE expiry_notices`,
-	`DELETE FROM schema_migrations WHERE version >= 4`,
+	`DELETE FROM schema_migrations WHERE version >= 5`,
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each

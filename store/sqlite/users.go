@@ -93,9 +93,7 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		if revokeBefore.IsZero() {
 			return nil
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND `+ownedBy+` AND type = 'personal' AND revoked_at IS NULL AND issued_at < ?
-			RETURNING expires_at`, micros(now), u.Org, u.ID, username, micros(revokeBefore))
+		lastExpiry, err := revokeTokens(ctx, tx, u, now, revokeBefore)
 		if err != nil {
 			return err
 		}
@@ -105,6 +103,28 @@ func (s *Store) SetPassword(ctx context.Context, username, hash string, now, rev
 		})
 		return err
 	})
+}
+
+// RehashPassword replaces the user's password hash with newHash while it
+// is still oldHash, leaving updated_at alone, and reports whether it did.
+func (s *Store) RehashPassword(ctx context.Context, username, oldHash, newHash string) (bool, error) {
+	if oldHash == "" || newHash == "" {
+		return false, fmt.Errorf("sqlite: rehash password of %s: empty password hash", username)
+	}
+	var n int64
+	err := s.write(ctx, "rehash password of "+username, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?`,
+			newHash, username, oldHash)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // DeleteUser removes the user and, in the same transaction, revokes their
@@ -128,9 +148,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		lastExpiry, err := revokeTokens(ctx, tx, `UPDATE tokens SET revoked_at = ?
-			WHERE org = ? AND `+ownedBy+` AND type = 'personal' AND revoked_at IS NULL
-			RETURNING expires_at`, micros(now), u.Org, u.ID, username)
+		lastExpiry, err := revokeTokens(ctx, tx, u, now, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -152,26 +170,34 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now, revokeExpi
 // who was removed). Revoking the latter too is the safe side.
 const ownedBy = `(owner_id = ? OR (owner_id = '' AND owner = ?))`
 
-// revokeTokens runs update, an UPDATE of tokens ... RETURNING expires_at,
-// and returns the latest expiry among the tokens it revoked (zero when
-// none). A subject entry must not expire before them: after
-// tokens.max_ttl is lowered, a token issued earlier can outlive the
-// caller's revokeExpires, and a verifier would accept it again once the
-// entry left the list.
-func revokeTokens(ctx context.Context, tx *sql.Tx, update string, args ...any) (time.Time, error) {
-	expiries, err := queryAll(ctx, tx, func(sc scanner) (time.Time, error) {
-		var exp int64
-		err := sc.Scan(&exp)
-		return fromMicros(exp), err
-	}, update, args...)
-	if err != nil {
+// revokeTokens marks revoked, at now, the personal tokens of u issued
+// before before (every one when before is zero) that are not revoked yet,
+// and returns the latest expiry among all the tokens the cut-off covers,
+// already revoked ones included (zero when none). A subject entry must not
+// expire before them: after tokens.max_ttl is lowered, a token issued
+// earlier can outlive the caller's revokeExpires, and a verifier would
+// accept it again once the entry left the list. The tokens already revoked
+// count too, so that the newest cut-off alone protects every token issued
+// before it, whatever became of the entries that revoked them first.
+func revokeTokens(ctx context.Context, tx *sql.Tx, u store.User, now, before time.Time) (time.Time, error) {
+	cover := `org = ? AND ` + ownedBy + ` AND type = 'personal'`
+	args := []any{u.Org, u.ID, u.Username}
+	if !before.IsZero() {
+		cover += ` AND issued_at < ?`
+		args = append(args, micros(before))
+	}
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(expires_at) FROM tokens WHERE `+cover, args...).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("revoke tokens: latest expiry: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND `+cover,
+		append([]any{micros(now)}, args...)...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
 	}
-	var last time.Time
-	for _, exp := range expiries {
-		last = laterOf(last, exp)
+	if !last.Valid {
+		return time.Time{}, nil
 	}
-	return last, nil
+	return fromMicros(last.Int64), nil
 }
 
 // laterOf returns the later of a and b.

@@ -46,6 +46,28 @@ func sharedTests() []sharedSubtest {
 		{"Shared/CreateTokenSameName", func(t *testing.T, a, b store.Store) { testConcurrentCreateSameName(t, two(a, b)) }},
 		{"Shared/RevokeKey", func(t *testing.T, a, b store.Store) { testConcurrentRevokeKey(t, two(a, b)) }},
 		{"Shared/WatchRevocations", testSharedWatch},
+		{"Shared/Epoch", testSharedEpoch},
+	}
+}
+
+// testSharedEpoch: two handles on one database see one log: one epoch, and
+// the head that either appended last.
+func testSharedEpoch(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	sa, err := a.RevocationState(ctx)
+	if err != nil {
+		t.Fatalf("RevocationState: got error %v, want nil", err)
+	}
+	k, err := b.RevokeKey(ctx, "kid-x", t0, at(time.Hour))
+	if err != nil {
+		t.Fatalf("RevokeKey: got error %v, want nil", err)
+	}
+	sb, err := a.RevocationState(ctx)
+	if err != nil {
+		t.Fatalf("RevocationState: got error %v, want nil", err)
+	}
+	if sb.Epoch != sa.Epoch || sb.Head != k.Tag || sb.Latest != k.Seq {
+		t.Errorf("state through a after an append through b: got %+v, want epoch %q head %q latest %d", sb, sa.Epoch, k.Tag, k.Seq)
 	}
 }
 

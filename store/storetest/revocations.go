@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -18,8 +20,77 @@ func revocationTests() []subtest {
 		{"Revocation/RevokeKey", testRevokeKey},
 		{"Revocation/Prune", testPrune},
 		{"Revocation/PruneKeepsLatest", testPruneKeepsLatest},
+		{"Revocation/EpochAndTags", testRevocationEpochAndTags},
 	}
 }
+
+// testRevocationEpochAndTags pins the log's identity (revocation.Cursor):
+// an epoch that a fresh log has from the start and that appends never
+// change, a distinct random tag on every entry, the latest of which is the
+// state's head, and RevocationTag answering for expired entries until they
+// are pruned.
+func testRevocationEpochAndTags(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	st0, err := s.RevocationState(ctx)
+	if err != nil {
+		t.Fatalf("RevocationState: got error %v, want nil", err)
+	}
+	if !validID(st0.Epoch) || st0.Head != "" || st0.Latest != 0 {
+		t.Fatalf("fresh log: got epoch %q head %q latest %d, want an id, \"\", 0", st0.Epoch, st0.Head, st0.Latest)
+	}
+	entries := seedLog(t, s)
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if !validID(e.Tag) || seen[e.Tag] {
+			t.Errorf("entry %d: got tag %q, want a fresh id", e.Seq, e.Tag)
+		}
+		seen[e.Tag] = true
+		got, err := s.RevocationTag(ctx, e.Seq)
+		if err != nil || got != e.Tag {
+			t.Errorf("RevocationTag(%d): got %q, %v; want %q, nil", e.Seq, got, err, e.Tag)
+		}
+	}
+	listed, err := s.ListRevocations(ctx, 0, t0)
+	if err != nil {
+		t.Fatalf("ListRevocations: got error %v, want nil", err)
+	}
+	for i, e := range listed {
+		if e.Tag != entries[i].Tag {
+			t.Errorf("listed entry %d: got tag %q, want %q", e.Seq, e.Tag, entries[i].Tag)
+		}
+	}
+	st, err := s.RevocationState(ctx)
+	if err != nil {
+		t.Fatalf("RevocationState: got error %v, want nil", err)
+	}
+	last := entries[len(entries)-1]
+	if st.Epoch != st0.Epoch || st.Latest != last.Seq || st.Head != last.Tag {
+		t.Errorf("after appends: got epoch %q latest %d head %q, want %q %d %q", st.Epoch, st.Latest, st.Head, st0.Epoch, last.Seq, last.Tag)
+	}
+	// An entry that expired is still answered for until Prune removes it.
+	expired, err := s.RevokeKey(ctx, "kid-short", at(6*time.Hour), at(6*time.Hour+time.Minute))
+	if err != nil {
+		t.Fatalf("RevokeKey: got error %v, want nil", err)
+	}
+	if got, err := s.RevocationTag(ctx, expired.Seq); err != nil || got != expired.Tag {
+		t.Errorf("RevocationTag of an expired entry: got %q, %v; want %q, nil", got, err, expired.Tag)
+	}
+	if _, err := s.Prune(ctx, at(7*time.Hour), t0); err != nil {
+		t.Fatalf("Prune: got error %v, want nil", err)
+	}
+	if _, err := s.RevocationTag(ctx, expired.Seq); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevocationTag of a pruned entry: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.RevocationTag(ctx, expired.Seq+100); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevocationTag of a Seq never appended: got %v, want ErrNotFound", err)
+	}
+	if st, err := s.RevocationState(ctx); err != nil || st.Head != expired.Tag {
+		t.Errorf("head after Prune: got %q, %v; want %q (Prune never touches the state)", st.Head, err, expired.Tag)
+	}
+}
+
+// validID reports whether s can be an epoch or a tag on the wire.
+func validID(s string) bool { return revocation.ValidID(s) }
 
 func testRevocationEmpty(t *testing.T, s store.Store) {
 	if l := latest(t, s); l != 0 {

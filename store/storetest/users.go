@@ -20,6 +20,7 @@ func userTests() []subtest {
 		{"User/SetPassword", testSetPassword},
 		{"User/SetPasswordRevoke", testSetPasswordRevoke},
 		{"User/SetPasswordMissing", testSetPasswordMissing},
+		{"User/RehashPassword", testRehashPassword},
 		{"User/Delete", testDeleteUser},
 		{"User/DeleteMissing", testDeleteUserMissing},
 		{"User/DeleteThenRecreate", testDeleteUserRecreate},
@@ -163,6 +164,49 @@ func testSetPassword(t *testing.T, s store.Store) {
 	checkToken(t, "token after SetPassword without revocation", mustGetToken(t, s, "tok-a"), tok)
 	if l := latest(t, s); l != before {
 		t.Errorf("Latest after SetPassword without revocation: got %d, want %d", l, before)
+	}
+}
+
+func testRehashPassword(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := newUser("alice", "acme", store.RoleAdmin)
+	mustCreateUser(t, s, u)
+	before := latest(t, s)
+
+	ok, err := s.RehashPassword(ctx, "alice", u.PasswordHash, "$2a$12$rehashed")
+	if err != nil || !ok {
+		t.Fatalf("RehashPassword(current hash): got %v, %v, want true, nil", ok, err)
+	}
+	want := u
+	want.PasswordHash = "$2a$12$rehashed"
+	got, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser: got error %v, want nil", err)
+	}
+	checkUser(t, "GetUser after RehashPassword (UpdatedAt unchanged)", got, want)
+
+	// A password set meanwhile wins: the stale hash replaces nothing.
+	if err := s.SetPassword(ctx, "alice", "$2a$10$changed", at(time.Hour), time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("SetPassword: got error %v, want nil", err)
+	}
+	ok, err = s.RehashPassword(ctx, "alice", "$2a$12$rehashed", "$2a$12$stale")
+	if err != nil || ok {
+		t.Fatalf("RehashPassword(stale hash): got %v, %v, want false, nil", ok, err)
+	}
+	if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$2a$10$changed" {
+		t.Errorf("hash after a stale RehashPassword: got %q, want the password set meanwhile", got.PasswordHash)
+	}
+	if ok, err := s.RehashPassword(ctx, "nobody", "$2a$10$x", "$2a$10$y"); err != nil || ok {
+		t.Errorf("RehashPassword(missing user): got %v, %v, want false, nil", ok, err)
+	}
+	if _, err := s.RehashPassword(ctx, "alice", "$2a$10$changed", ""); err == nil {
+		t.Error("RehashPassword(empty new hash): got nil error, want one")
+	}
+	if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$2a$10$changed" {
+		t.Errorf("hash after a refused RehashPassword: got %q, want it unchanged", got.PasswordHash)
+	}
+	if l := latest(t, s); l != before {
+		t.Errorf("Latest after RehashPassword: got %d, want %d (nothing revoked)", l, before)
 	}
 }
 
@@ -483,7 +527,10 @@ func testUserCreateDefaultTimes(t *testing.T, s store.Store) {
 // testSubjectEntryOutlivesItsTokens covers a lowered tokens.max_ttl: the
 // caller's revokeExpires (now plus the new maximum) comes before the expiry
 // of a token issued under the old one. The subject entry must stay in the
-// list until that token expires, else verifiers would accept it again.
+// list until that token expires, else verifiers would accept it again; and
+// that counts the tokens the cut-off covers that were already revoked (on
+// their own, or by an earlier cut-off): the newest cut-off alone must
+// protect every token issued before it.
 func testSubjectEntryOutlivesItsTokens(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	long := func(id, owner string, issued, life time.Duration) store.TokenRecord {
@@ -498,12 +545,18 @@ func testSubjectEntryOutlivesItsTokens(t *testing.T, s store.Store) {
 	bobLong := long("tok-bob-long", "bob", time.Hour, year)
 	bobShort := long("tok-bob-short", "bob", 2*time.Hour, time.Hour)
 	carolOld := long("tok-carol-old", "carol", time.Hour, year)
-	carolNew := long("tok-carol-new", "carol", 20*time.Hour, 2*year) // after the cut-off
-	bobRevoked := long("tok-bob-revoked", "bob", time.Hour, 3*year)  // has its own entry
-	for _, tok := range []store.TokenRecord{bobLong, bobShort, carolOld, carolNew, bobRevoked} {
+	carolOld2 := long("tok-carol-old2", "carol", 4*time.Hour, year)         // after the earlier cut-off, before the later
+	carolNew := long("tok-carol-new", "carol", 20*time.Hour, 5*year)        // after the cut-off
+	bobRevoked := long("tok-bob-revoked", "bob", time.Hour, 3*year)         // revoked on its own first
+	carolRevoked := long("tok-carol-revoked", "carol", 2*time.Hour, 4*year) // revoked by an earlier cut-off
+	for _, tok := range []store.TokenRecord{bobLong, bobShort, carolOld, carolNew, bobRevoked, carolRevoked} {
 		mustCreateToken(t, s, tok)
 	}
 	mustRevoke(t, s, bobRevoked.ID, at(3*time.Hour))
+	if err := s.SetPassword(ctx, "carol", "$2a$10$earlier", at(3*time.Hour), at(3*time.Hour), at(4*time.Hour)); err != nil {
+		t.Fatalf("SetPassword (the earlier cut-off): got error %v, want nil", err)
+	}
+	mustCreateToken(t, s, carolOld2)
 
 	now := at(10 * time.Hour)
 	expires := now.Add(time.Hour) // "now + max_ttl" after max_ttl was lowered to 1h
@@ -526,9 +579,9 @@ func testSubjectEntryOutlivesItsTokens(t *testing.T, s store.Store) {
 		got  store.Revocation
 		want time.Time
 	}{
-		{"DeleteUser: the longest-lived revoked token, not the already revoked one", del, bobLong.ExpiresAt},
-		{"DeleteUser, listed", cuts[0], bobLong.ExpiresAt},
-		{"SetPassword: tokens before the cut-off only", cuts[1], carolOld.ExpiresAt},
+		{"DeleteUser: the longest-lived token it covers, already revoked or not", del, bobRevoked.ExpiresAt},
+		{"DeleteUser, listed", cuts[0], bobRevoked.ExpiresAt},
+		{"SetPassword: tokens before the cut-off only, the earlier cut-off's too", cuts[1], carolRevoked.ExpiresAt},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

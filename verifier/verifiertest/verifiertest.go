@@ -19,12 +19,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +99,10 @@ type Issuer struct {
 	keys     []*signingKey // the last one signs
 	entries  []revocation.Entry
 	seq      uint64
+	epoch    string // the log's identity (see revocation.Cursor)
+	head     string // the tag of entry seq
+	tags     map[uint64]string
+	logGen   int                  // bumped when the log is restored or replaced
 	expiries map[string]time.Time // jti → exp of tokens signed here
 	down     bool
 	changed  chan struct{} // closed and replaced on every change
@@ -116,6 +120,8 @@ func NewIssuer(tb testing.TB, opts ...Option) *Issuer {
 	i := &Issuer{
 		opts:     o,
 		expiries: map[string]time.Time{},
+		epoch:    randomID(),
+		tags:     map[uint64]string{},
 		changed:  make(chan struct{}),
 		requests: map[string]int{},
 		closing:  make(chan struct{}),
@@ -372,6 +378,19 @@ func (i *Issuer) Revoke(id string) uint64 {
 	return i.appendLocked(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ExpiresAt: exp})
 }
 
+// RevokeFrom puts a token id on the revocation list from validUntil on:
+// the token stays valid until then (a token regenerated with a grace
+// period). It returns the entry's Seq.
+func (i *Issuer) RevokeFrom(id string, validUntil time.Time) uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	exp, ok := i.expiries[id]
+	if !ok {
+		exp = i.opts.now().Add(24 * time.Hour)
+	}
+	return i.appendLocked(revocation.Entry{Kind: revocation.KindToken, TokenID: id, ValidUntil: validUntil, ExpiresAt: exp})
+}
+
 // RevokeSubject revokes every token of org/subject issued before
 // notBefore, as removing a user does.
 func (i *Issuer) RevokeSubject(org, subject string, notBefore time.Time) uint64 {
@@ -379,6 +398,15 @@ func (i *Issuer) RevokeSubject(org, subject string, notBefore time.Time) uint64 
 	defer i.mu.Unlock()
 	return i.appendLocked(revocation.Entry{Kind: revocation.KindSubject, Org: org, Subject: subject,
 		NotBefore: notBefore, ExpiresAt: notBefore.Add(24 * time.Hour)})
+}
+
+// RevokeSubjectUntil is RevokeSubject with the entry expiring at expires
+// (the issuer computes it from its maximum token lifetime).
+func (i *Issuer) RevokeSubjectUntil(org, subject string, notBefore, expires time.Time) uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.appendLocked(revocation.Entry{Kind: revocation.KindSubject, Org: org, Subject: subject,
+		NotBefore: notBefore, ExpiresAt: expires})
 }
 
 // RevokeKey withdraws a key: it leaves the JWKS and enters the list.
@@ -397,10 +425,64 @@ func (i *Issuer) RevokeKey(kid string) uint64 {
 func (i *Issuer) appendLocked(e revocation.Entry) uint64 {
 	i.seq++
 	e.Seq = i.seq
+	e.Tag = randomID()
 	e.RevokedAt = i.opts.now().UTC()
 	i.entries = append(i.entries, e)
+	i.head = e.Tag
+	i.tags[e.Seq] = e.Tag
 	i.notifyLocked()
 	return e.Seq
+}
+
+// RestoreLog makes the log what a database restored from a backup taken at
+// version would hold: the entries after it are gone, and new ones reuse
+// their Seqs (with new tags); the epoch stays. Open event streams end.
+func (i *Issuer) RestoreLog(version uint64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	kept := i.entries[:0:0]
+	for _, e := range i.entries {
+		if e.Seq <= version {
+			kept = append(kept, e)
+		}
+	}
+	for seq := range i.tags {
+		if seq > version {
+			delete(i.tags, seq)
+		}
+	}
+	i.entries, i.seq, i.head = kept, version, i.tags[version]
+	i.logGen++
+	i.notifyLocked()
+}
+
+// ReplaceLog starts a new, empty log with a new epoch, as a new database
+// would. Open event streams end.
+func (i *Issuer) ReplaceLog() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.entries, i.seq, i.head, i.tags, i.epoch = nil, 0, "", map[uint64]string{}, randomID()
+	i.logGen++
+	i.notifyLocked()
+}
+
+func (i *Issuer) generation() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.logGen
+}
+
+// Epoch is the log's current epoch.
+func (i *Issuer) Epoch() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.epoch
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 func (i *Issuer) notifyLocked() {
@@ -432,6 +514,8 @@ func (i *Issuer) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 		"issuer":                                i.URL(),
 		"jwks_uri":                              i.URL() + "/.well-known/jwks.json",
 		"revocation_list_uri":                   i.URL() + "/revocations",
+		"revocation_events_uri":                 i.URL() + "/revocations/events",
+		"revocation_entry_uri":                  i.URL() + "/revocations/{token_id}",
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic"},
 	})
 }
@@ -451,6 +535,31 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// cursorLocked is the log's current position.
+func (i *Issuer) cursorLocked() revocation.Cursor {
+	return revocation.Cursor{Version: i.seq, Epoch: i.epoch, Tag: i.head}
+}
+
+// continues reports whether a reader at c is on the current log: a bare
+// version is taken on trust; a full cursor must name the log's epoch and a
+// version it reached with the same tag.
+func (i *Issuer) continues(c revocation.Cursor) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if c.Epoch == "" {
+		return true
+	}
+	tag, ok := i.tags[c.Version]
+	return c.Epoch == i.epoch && c.Version <= i.seq && (c.Version == 0 || (ok && tag == c.Tag))
+}
+
+// cursor is the log's current position.
+func (i *Issuer) cursor() revocation.Cursor {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cursorLocked()
 }
 
 // view returns the live entries and the version.
@@ -473,18 +582,20 @@ func (i *Issuer) tooOld(since, version uint64) bool {
 
 func (i *Issuer) serveList(w http.ResponseWriter, r *http.Request) {
 	entries, version, _, _ := i.view()
+	cur := i.cursor()
 	w.Header().Set("Cache-Control", "no-cache")
 	if r.URL.Query().Has("since") {
-		since, err := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
+		c, err := revocation.ParseCursor(r.URL.Query().Get("since"))
 		if err != nil {
 			http.Error(w, `{"error":"invalid_request","message":"bad since"}`, http.StatusBadRequest)
 			return
 		}
-		if i.tooOld(since, version) {
+		since := c.Version
+		if i.tooOld(since, version) || !i.continues(c) {
 			http.Error(w, `{"error":"gone","message":"too old"}`, http.StatusGone)
 			return
 		}
-		d := revocation.Delta{From: since, Version: version, Entries: []revocation.Entry{}}
+		d := revocation.Delta{From: since, Version: version, Epoch: cur.Epoch, Tag: cur.Tag, Entries: []revocation.Entry{}}
 		for _, e := range entries {
 			if e.Seq > since {
 				d.Entries = append(d.Entries, e)
@@ -493,7 +604,7 @@ func (i *Issuer) serveList(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, d)
 		return
 	}
-	etag := `"` + strconv.FormatUint(version, 10) + `"`
+	etag := `"` + cur.String() + `"`
 	w.Header().Set("ETag", etag)
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
@@ -514,6 +625,7 @@ func (i *Issuer) serveList(w http.ResponseWriter, r *http.Request) {
 	} else {
 		snap = revocation.NewSnapshot(version, now, entries, 0)
 	}
+	snap.Epoch, snap.Tag = cur.Epoch, cur.Tag
 	b, err := snap.MarshalBinary()
 	if err != nil {
 		http.Error(w, `{"error":"internal","message":"encode"}`, http.StatusInternalServerError)
@@ -546,28 +658,32 @@ func (i *Issuer) serveEvents(w http.ResponseWriter, r *http.Request) {
 		resume = r.URL.Query().Get("since")
 	}
 	entries, version, changed, _ := i.view()
+	cur := i.cursor()
 	var last uint64
 	reset := false
 	if resume == "" {
 		last = version
 	} else {
-		v, err := strconv.ParseUint(resume, 10, 64)
+		c, err := revocation.ParseCursor(resume)
 		if err != nil {
 			http.Error(w, `{"error":"invalid_request","message":"bad Last-Event-ID"}`, http.StatusBadRequest)
 			return
 		}
-		last = v
-		if i.tooOld(v, version) {
+		last = c.Version
+		if i.tooOld(c.Version, version) || !i.continues(c) {
 			reset, last = true, version
 		}
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "event: hello\ndata: {\"version\":%d}\n\n", version)
+	hello, _ := json.Marshal(map[string]any{"version": version, "epoch": cur.Epoch, "tag": cur.Tag})
+	fmt.Fprintf(w, "event: hello\ndata: %s\n\n", hello)
 	if reset {
-		fmt.Fprintf(w, "event: reset\ndata: {\"version\":%d}\n\n", version)
+		fmt.Fprintf(w, "event: reset\ndata: %s\n\n", hello)
 	}
+	epoch := cur.Epoch
+	gen := i.generation()
 	send := func(entries []revocation.Entry) {
 		sort.Slice(entries, func(a, b int) bool { return entries[a].Seq < entries[b].Seq })
 		for _, e := range entries {
@@ -575,8 +691,10 @@ func (i *Issuer) serveEvents(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			last = e.Seq
+			e.Epoch = epoch
 			data, _ := json.Marshal(e)
-			fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", e.Seq, data)
+			c := revocation.Cursor{Version: e.Seq, Epoch: epoch, Tag: e.Tag}
+			fmt.Fprintf(w, "id: %s\nevent: revocation\ndata: %s\n\n", c, data)
 		}
 		fl.Flush()
 	}
@@ -595,8 +713,8 @@ func (i *Issuer) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-changed:
 			var down bool
 			entries, _, changed, down = i.view()
-			if down {
-				return
+			if down || i.generation() != gen {
+				return // the log was replaced or restored: the client resumes and is reset
 			}
 			send(entries)
 		}

@@ -3,6 +3,7 @@ package verifiertest_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/signet-auth/signet/revocation"
@@ -36,8 +37,12 @@ func TestIssuerServesTheContract(t *testing.T) {
 		{"metadata", "/.well-known/oauth-authorization-server", nil, 200},
 		{"jwks", "/.well-known/jwks.json", nil, 200},
 		{"snapshot", "/revocations", nil, 200},
-		{"snapshot unchanged", "/revocations", map[string]string{"If-None-Match": `"1"`}, 304},
+		{"snapshot unchanged", "/revocations", map[string]string{"If-None-Match": get("/revocations", nil).Header.Get("ETag")}, 304},
+		{"snapshot of a bare version", "/revocations", map[string]string{"If-None-Match": `"1"`}, 200},
 		{"delta", "/revocations?since=0", nil, 200},
+		{"delta from a cursor on the log", "/revocations?since=" + strings.Trim(get("/revocations", nil).Header.Get("ETag"), `"`), nil, 200},
+		{"delta from a cursor of another log", "/revocations?since=1." + iss.Epoch() + ".0123456789abcdef", nil, 410},
+		{"delta from a cursor of another epoch", "/revocations?since=0.0123456789abcdef", nil, 410},
 		{"delta from the future", "/revocations?since=7", nil, 410},
 		{"revoked id", "/revocations/" + verifiertest.TokenID(t, tok), nil, 200},
 		{"unknown id", "/revocations/nope", nil, 404},

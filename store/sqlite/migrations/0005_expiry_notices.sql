@@ -1,4 +1,4 @@
--- signet schema, version 4: expiry notices. One row per notice (token,
+-- signet schema, version 5: expiry notices. One row per notice (token,
 -- threshold, channel, recipient), claimed before it is sent and marked
 -- sent after, so that restarts and other processes never send it twice.
 CREATE TABLE expiry_notices (
