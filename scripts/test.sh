@@ -72,6 +72,8 @@ if ! scripts/smtp-setup.sh; then
     exit 1
   fi
   log "python3-aiosmtpd missing: the SMTP tests of expiry notices will be skipped"
+fi
+
 # The gate's proxies (nginx, Caddy): the same rule as the browser.
 if ! scripts/gate-e2e/setup.sh; then
   if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
