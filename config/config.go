@@ -80,6 +80,10 @@ type Server struct {
 	// TrustedProxies lists proxy addresses whose X-Forwarded-For is believed
 	// for the client address in audit events and rate limits.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TLSCertFile and TLSKeyFile, both set, make the issuer serve HTTPS
+	// only, re-reading the pair when the files change.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // Store selects the storage backend.
@@ -91,7 +95,7 @@ type Store struct {
 // Keys configures signing keys.
 type Keys struct {
 	Dir            string        `mapstructure:"dir"`
-	Algorithm      string        `mapstructure:"algorithm"` // EdDSA, ES256, RS256
+	Algorithm      string        `mapstructure:"algorithm"` // ES256 (default), EdDSA, RS256
 	PublishDelay   time.Duration `mapstructure:"publish_delay"`
 	RotationPeriod time.Duration `mapstructure:"rotation_period"` // 0 = no automatic rotation
 }
@@ -166,7 +170,7 @@ func Default() Config {
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
 			Dir:          "keys",
-			Algorithm:    "EdDSA",
+			Algorithm:    "ES256",
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
@@ -303,6 +307,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("server.body_limit", d.Server.BodyLimit)
 	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
 	v.SetDefault("server.trusted_proxies", d.Server.TrustedProxies)
+	v.SetDefault("server.tls_cert_file", d.Server.TLSCertFile)
+	v.SetDefault("server.tls_key_file", d.Server.TLSKeyFile)
 	v.SetDefault("store.driver", d.Store.Driver)
 	v.SetDefault("store.dsn", d.Store.DSN)
 	v.SetDefault("keys.dir", d.Keys.Dir)
@@ -379,6 +385,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.PublicURL == "" || !(strings.HasPrefix(c.Server.PublicURL, "http://") || strings.HasPrefix(c.Server.PublicURL, "https://")) {
 		return fmt.Errorf("config: server.public_url %q must be an http(s) URL", c.Server.PublicURL)
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		return errors.New("config: server.tls_cert_file and server.tls_key_file must be set together")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -34,7 +34,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"store.driver", c.Store.Driver, "sqlite"},
 		{"store.dsn", c.Store.DSN, "data/signet.db"},
 		{"keys.dir", c.Keys.Dir, "keys"},
-		{"keys.algorithm", c.Keys.Algorithm, "EdDSA"},
+		{"keys.algorithm", c.Keys.Algorithm, "ES256"},
 		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
 		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},
@@ -114,6 +114,8 @@ func TestValidationErrors(t *testing.T) {
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},
 		{"log format", "log:\n  format: xml\n", "log.format"},
+		{"tls cert without key", "server:\n  tls_cert_file: /etc/tls.crt\n", "server.tls_key_file"},
+		{"tls key without cert", "server:\n  tls_key_file: /etc/tls.key\n", "server.tls_cert_file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -103,8 +104,9 @@ type Server struct {
 	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
 	// the checks.
 	compareHash func(hash, password []byte) error
-	// metadata is the RFC 8414 document, rendered once.
-	metadata []byte
+	// metadata is the discovery document, rendered again when the JWKS
+	// changes (metadataDocument).
+	metadata atomic.Pointer[renderedMetadata]
 	// routes holds the registered route patterns: the only values of the
 	// route label of the request counter.
 	routes map[string]bool
@@ -162,9 +164,8 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		routes:      map[string]bool{},
 		proxies:     proxies,
 	}
-	s.metadata, err = json.Marshal(s.serverMetadata())
-	if err != nil {
-		return nil, fmt.Errorf("issuer: render metadata: %w", err)
+	if _, err := s.metadataDocument(); err != nil {
+		return nil, err
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
 	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
@@ -243,6 +244,7 @@ func (s *Server) newApp() *fiber.App {
 	get("/metrics", s.metrics.handler())
 	get("/.well-known/jwks.json", s.handleJWKS)
 	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+	get("/.well-known/openid-configuration", s.handleMetadata)
 
 	post("/user-token", s.handleIssueUserToken)
 	get("/user-token", s.handleUserTokenInfo)

@@ -42,8 +42,8 @@ func TestUserTokenIssue(t *testing.T) {
 	if head["typ"] != "at+jwt" {
 		t.Errorf("typ: got %v, want at+jwt", head["typ"])
 	}
-	if head["alg"] != "EdDSA" {
-		t.Errorf("alg: got %v, want EdDSA", head["alg"])
+	if head["alg"] != "ES256" {
+		t.Errorf("alg: got %v, want ES256 (the default)", head["alg"])
 	}
 	wantClaims := claims{
 		Issuer: testPublicURL, Subject: "alice", Audience: audience{"api.example.com"},

@@ -102,7 +102,14 @@ type Config struct {
 	FailOpen bool
 	// HTTPClient makes every request to the issuer (default: a client
 	// with a 10s timeout). The event stream uses its Transport without
-	// the Timeout.
+	// the Timeout. Set it to trust an issuer whose certificate comes from
+	// a private CA:
+	//
+	//	pool := x509.NewCertPool()
+	//	pool.AppendCertsFromPEM(caPEM)
+	//	tr := http.DefaultTransport.(*http.Transport).Clone()
+	//	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	//	cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	HTTPClient *http.Client
 	// Now returns the current time (default time.Now); tests inject it.
 	Now func() time.Time
