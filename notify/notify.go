@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,7 +131,9 @@ type Notifier struct {
 	webhook *webhook // nil when the webhook is off
 
 	sent, failed *prometheus.CounterVec
-	lastPrune    time.Time
+	// mu makes looks of one notifier take turns; lastPrune is under it.
+	mu        sync.Mutex
+	lastPrune time.Time
 }
 
 // New returns a notifier over src and the store's notice log. A setting
@@ -245,6 +248,8 @@ type delivery struct {
 // It returns an error only when the source or the store fails; failed
 // deliveries are counted in Result, logged, and released for the next look.
 func (n *Notifier) Look(ctx context.Context) (Result, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	now := n.now()
 	n.prune(ctx, now)
 	toks, err := n.src.ExpiringTokens(ctx, now, now.Add(n.before[len(n.before)-1]))
