@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/signet-auth/signet/notify"
 )
 
 // Config configures a Server. Every zero value means the default named on
@@ -78,6 +80,11 @@ type Config struct {
 	PruneInterval time.Duration
 	// PruneAfter keeps expired token records this long (default 720h).
 	PruneAfter time.Duration
+
+	// Notify configures expiry notices; off unless it names a channel
+	// (SMTP or a webhook). Its clock, logger, metrics registry and public
+	// URL default to the server's.
+	Notify notify.Config
 
 	// Now is the clock (default time.Now).
 	Now func() time.Time

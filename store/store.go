@@ -172,7 +172,10 @@ type TokenFilter struct {
 	// Now). Default lists them too when true; the issuer decides.
 	IncludeExpired bool
 	Now            time.Time
-	Limit          int // 0 = no limit
+	// ExpiresBy keeps only tokens whose ExpiresAt is at or before it
+	// (zero: no bound); expiry notices look for tokens expiring soon.
+	ExpiresBy time.Time
+	Limit     int // 0 = no limit
 }
 
 // RevocationKind says what a revocation entry withdraws.
@@ -332,6 +335,120 @@ type Store interface {
 	// revocation entries whose ExpiresAt is before now. It never lowers
 	// RevocationState().Latest. It returns how many rows it removed.
 	Prune(ctx context.Context, now, cutoff time.Time) (int, error)
+
+	// NoticeLog records expiry notices.
+	NoticeLog
+}
+
+// NoticeChannel is how an expiry notice travels.
+type NoticeChannel string
+
+// Notice channels.
+const (
+	// NoticeEmail is one email message to one recipient (NoticeKey.Recipient).
+	NoticeEmail NoticeChannel = "email"
+	// NoticeWebhook is one POST to the configured webhook (no recipient).
+	NoticeWebhook NoticeChannel = "webhook"
+)
+
+// Valid reports whether c is a known channel.
+func (c NoticeChannel) Valid() bool { return c == NoticeEmail || c == NoticeWebhook }
+
+// NoticeKey names one expiry notice: one delivery, over one channel (to one
+// recipient, for email), about one token reaching one threshold. Each is
+// delivered at most once by whoever claims it.
+type NoticeKey struct {
+	TokenID string
+	// Threshold is how long before the token's expiry the notice is due
+	// (notify.before), at least a microsecond.
+	Threshold time.Duration
+	Channel   NoticeChannel
+	// Recipient is the email address for NoticeEmail and empty for
+	// NoticeWebhook.
+	Recipient string
+}
+
+// Validate reports what makes k unfit to store: every backend refuses it
+// with this error before touching the database.
+func (k NoticeKey) Validate() error {
+	switch {
+	case k.TokenID == "":
+		return errors.New("notice: empty token id")
+	case k.Threshold < time.Microsecond:
+		return fmt.Errorf("notice for %s: threshold %s below a microsecond", k.TokenID, k.Threshold)
+	case !k.Channel.Valid():
+		return fmt.Errorf("notice for %s: unknown channel %q", k.TokenID, k.Channel)
+	case k.Channel == NoticeEmail && k.Recipient == "":
+		return fmt.Errorf("notice for %s: email without a recipient", k.TokenID)
+	case k.Channel == NoticeWebhook && k.Recipient != "":
+		return fmt.Errorf("notice for %s: webhook with a recipient", k.TokenID)
+	case len(k.Recipient) > maxRecipientLen:
+		return fmt.Errorf("notice for %s: recipient longer than %d bytes", k.TokenID, maxRecipientLen)
+	}
+	return nil
+}
+
+// maxRecipientLen bounds NoticeKey.Recipient (RFC 5321 limits a path to
+// 256 octets; a little room for a display name).
+const maxRecipientLen = 320
+
+// NoticeClaim asks for the right to deliver one notice.
+type NoticeClaim struct {
+	NoticeKey
+	// Claimant identifies the process asking (random per notifier).
+	Claimant string
+	// Now is the claimant's clock; LeaseUntil (after Now) is when the claim
+	// lapses if it is neither completed nor released, so that a claimant
+	// that died mid-delivery does not hold the notice for ever.
+	Now, LeaseUntil time.Time
+	// TokenExpiresAt is the token's expiry, kept so that the record can be
+	// pruned with the token.
+	TokenExpiresAt time.Time
+}
+
+// Notice is the record of one notice: claimed, delivered, or released
+// after a failure.
+type Notice struct {
+	NoticeKey
+	Claimant string
+	// ClaimedUntil is when the current claim lapses (zero once released).
+	ClaimedUntil time.Time
+	// SentAt is when delivery succeeded; zero while it has not.
+	SentAt time.Time
+	// Attempts counts claims taken, the first included.
+	Attempts int
+	// LastError says why the last attempt failed ("" when none did). It
+	// never carries a secret.
+	LastError      string
+	TokenExpiresAt time.Time
+}
+
+// NoticeLog records expiry notices so that each is delivered once across
+// restarts and replicas: claim before sending, complete after success,
+// release after failure. Every store.Store backend implements it.
+type NoticeLog interface {
+	// ClaimNotice takes the notice for c.Claimant when nobody holds it: it
+	// was never claimed, or it was released, or its last claim lapsed
+	// (ClaimedUntil at or before c.Now) without completing. It reports
+	// false, changing nothing, when the notice was delivered or another
+	// live claim holds it. Of two concurrent claims at most one wins.
+	ClaimNotice(ctx context.Context, c NoticeClaim) (bool, error)
+	// CompleteNotice records k as delivered at now by claimant.
+	// ErrConflict when claimant no longer holds it (its claim lapsed and
+	// was taken, or it was delivered); ErrNotFound when never claimed.
+	CompleteNotice(ctx context.Context, k NoticeKey, claimant string, now time.Time) error
+	// ReleaseNotice gives up claimant's claim on k after a failed delivery
+	// (reason, kept as LastError, says why), so that the next look may
+	// claim it again at once. ErrConflict when claimant does not hold it;
+	// ErrNotFound when never claimed.
+	ReleaseNotice(ctx context.Context, k NoticeKey, claimant, reason string) error
+	// ListNotices returns the notices of tokens expiring after
+	// tokenExpiresAfter (zero: every notice), by token id, threshold,
+	// channel and recipient.
+	ListNotices(ctx context.Context, tokenExpiresAfter time.Time) ([]Notice, error)
+	// PruneNotices deletes the notices of tokens that expired before
+	// cutoff and returns how many it removed.
+	PruneNotices(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // RevocationWatcher is implemented by backends that can signal, without

@@ -16,6 +16,7 @@ import (
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/issuer"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/notify"
 	"github.com/signet-auth/signet/store"
 	"github.com/signet-auth/signet/store/postgres"
 	"github.com/signet-auth/signet/store/sqlite"
@@ -146,6 +147,12 @@ func (m *Main) Run(ctx context.Context) error {
 			" key is already due, one is published now and signs after keys.publish_delay",
 			"signing_algorithm", signing.Algorithm, "keys.algorithm", cfg.Keys.Algorithm, "publish_delay", cfg.Keys.PublishDelay)
 	}
+	if n := cfg.Notify; n.Enabled() {
+		// Where notices go, never with the password or the webhook URL
+		// (which often carries a token of its own).
+		m.Logger.Info("expiry notices on", "before", fmt.Sprint(n.Before), "interval", n.Interval.String(),
+			"smtp", n.SMTP.Addr, "starttls", n.SMTP.StartTLS, "webhook", n.WebhookURL != "")
+	}
 	if users, err := st.ListUsers(ctx, ""); err == nil && len(users) == 0 {
 		m.Logger.Warn("no users yet; add the first one with: echo 'a-long-password' | signet user add alice --org acme --role admin --email alice@example.com --password-stdin")
 	}
@@ -266,6 +273,27 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		},
 		PruneInterval: cfg.Tokens.PruneInterval,
 		PruneAfter:    cfg.Tokens.PruneAfter,
+		Notify:        notifyConfig(cfg.Notify),
 		Logger:        log,
+	}
+}
+
+// notifyConfig maps the file's notify section onto the notifier's; the
+// zero value (no channel) leaves notices off.
+func notifyConfig(n config.Notify) notify.Config {
+	if !n.Enabled() {
+		return notify.Config{}
+	}
+	return notify.Config{
+		Before:   n.Before,
+		Interval: n.Interval,
+		SMTP: notify.SMTPConfig{
+			Addr:     n.SMTP.Addr,
+			From:     n.SMTP.From,
+			Username: n.SMTP.Username,
+			Password: n.SMTP.Password,
+			StartTLS: n.SMTP.StartTLS,
+		},
+		WebhookURL: n.WebhookURL,
 	}
 }

@@ -148,6 +148,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if !f.IncludeExpired && !f.Now.IsZero() {
 		add("expires_at > ?", ts(f.Now))
 	}
+	if !f.ExpiresBy.IsZero() {
+		add("expires_at <= ?", ts(f.ExpiresBy))
+	}
 	q := `SELECT ` + tokenColumns + ` FROM tokens`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

@@ -642,8 +642,9 @@ func TestRestoredFileReusesSeqWithNewTag(t *testing.T) {
 }
 
 // undoUserIDs turns a database back to before migration 3 (user ids),
-// undoing migration 4 (the revocation log's epoch and tags) first.
-var undoUserIDs = []string{
+// undoing migrations 5 (expiry notices) and 4 (the revocation log's epoch
+// and tags) first.
+var undoUserIDs = append(undoExpiryNotices,
 	`ALTER TABLE revocation_seq DROP COLUMN epoch`,
 	`ALTER TABLE revocation_seq DROP COLUMN head`,
 	`ALTER TABLE revocations DROP COLUMN tag`,
@@ -652,6 +653,13 @@ var undoUserIDs = []string{
 	`ALTER TABLE tokens DROP COLUMN owner_id`,
 	`ALTER TABLE users DROP COLUMN id`,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
+)
+
+// undoExpiryNotices turns a database back to before migration 5 (expiry
+// notices).
+var undoExpiryNotices = []string{
+	`DROP TABLE expiry_notices`,
+	`DELETE FROM schema_migrations WHERE version >= 5`,
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each

@@ -106,6 +106,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if !f.IncludeExpired && !f.Now.IsZero() {
 		where, args = append(where, "expires_at > ?"), append(args, micros(f.Now))
 	}
+	if !f.ExpiresBy.IsZero() {
+		where, args = append(where, "expires_at <= ?"), append(args, micros(f.ExpiresBy))
+	}
 	q := `SELECT ` + tokenColumns + ` FROM tokens`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

@@ -87,6 +87,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, auditTests()...)
 	tests = append(tests, invalidInputTests()...)
 	tests = append(tests, concurrencyTests()...)
+	tests = append(tests, noticeTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -107,7 +108,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 // each call and arrange their cleanup.
 func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 	t.Helper()
-	for _, tc := range sharedTests() {
+	for _, tc := range append(sharedTests(), noticeSharedTests()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newPair(t)
 			if a == nil || b == nil {

@@ -309,6 +309,11 @@ func testTokenList(t *testing.T, s store.Store) {
 			[]string{"adm", "b1"}},
 		{"limit above count", store.TokenFilter{Org: "acme", Now: now, Limit: 100},
 			[]string{"adm", "b1", "a1"}},
+		{"expires by (inclusive)", store.TokenFilter{Org: "acme", Now: now, ExpiresBy: at(24*time.Hour + 4*time.Minute)},
+			[]string{"b1", "a1"}},
+		{"expires by across orgs with revoked", store.TokenFilter{IncludeRevoked: true, Now: now, ExpiresBy: at(24*time.Hour + 6*time.Minute)},
+			[]string{"c1", "b1", "a2", "a1"}},
+		{"expires by before every live token", store.TokenFilter{Org: "acme", Now: now, ExpiresBy: at(24 * time.Hour)}, nil},
 		{"unknown org", store.TokenFilter{Org: "initech", IncludeRevoked: true, IncludeExpired: true}, nil},
 		{"unknown owner", store.TokenFilter{Org: "acme", Owner: "mallory", IncludeRevoked: true}, nil},
 	}
