@@ -189,10 +189,10 @@ func (t TokenRecord) Validate() error {
 
 // TokenFilter selects tokens for ListTokens. Zero fields do not filter.
 type TokenFilter struct {
-	Org            string // required by callers in practice; empty = all orgs
-	Owner          string // the owner's username as recorded on the token
-	OwnerID        string // the owner's User.ID
-	Type           TokenType
+	Org     string // required by callers in practice; empty = all orgs
+	Owner   string // the owner's username as recorded on the token
+	OwnerID string // the owner's User.ID
+	Type    TokenType
 	// IncludeRevoked keeps revoked tokens. Without it, a token whose grace
 	// period (ValidUntil) runs past Now is listed: it is still valid.
 	IncludeRevoked bool
