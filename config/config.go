@@ -67,12 +67,15 @@ type Keys struct {
 
 // Tokens configures token issuance.
 type Tokens struct {
-	UserTokenTTL   time.Duration `mapstructure:"user_token_ttl"`
-	DefaultTTL     time.Duration `mapstructure:"default_ttl"` // POST /tokens default
-	MaxTTL         time.Duration `mapstructure:"max_ttl"`
-	Audience       []string      `mapstructure:"audience"`
-	PersonalTokens bool          `mapstructure:"personal_tokens"`
-	PruneInterval  time.Duration `mapstructure:"prune_interval"`
+	UserTokenTTL time.Duration `mapstructure:"user_token_ttl"`
+	DefaultTTL   time.Duration `mapstructure:"default_ttl"` // POST /tokens default
+	MaxTTL       time.Duration `mapstructure:"max_ttl"`
+	// MaxRegenerateGrace bounds the grace period of a regenerate (how long
+	// the old value keeps working); 0 turns grace periods off.
+	MaxRegenerateGrace time.Duration `mapstructure:"max_regenerate_grace"`
+	Audience           []string      `mapstructure:"audience"`
+	PersonalTokens     bool          `mapstructure:"personal_tokens"`
+	PruneInterval      time.Duration `mapstructure:"prune_interval"`
 	// PruneAfter keeps expired token records this long for lookups before
 	// they are deleted.
 	PruneAfter time.Duration `mapstructure:"prune_after"`
@@ -126,12 +129,13 @@ func Default() Config {
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
-			UserTokenTTL:   24 * time.Hour,
-			DefaultTTL:     8760 * time.Hour,
-			MaxTTL:         8760 * time.Hour,
-			PersonalTokens: true,
-			PruneInterval:  time.Hour,
-			PruneAfter:     30 * 24 * time.Hour,
+			UserTokenTTL:       24 * time.Hour,
+			DefaultTTL:         8760 * time.Hour,
+			MaxTTL:             8760 * time.Hour,
+			MaxRegenerateGrace: 24 * time.Hour,
+			PersonalTokens:     true,
+			PruneInterval:      time.Hour,
+			PruneAfter:         30 * 24 * time.Hour,
 		},
 		Revocation: Revocation{
 			FalsePositiveRate: 1e-6,
@@ -252,6 +256,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("tokens.user_token_ttl", d.Tokens.UserTokenTTL)
 	v.SetDefault("tokens.default_ttl", d.Tokens.DefaultTTL)
 	v.SetDefault("tokens.max_ttl", d.Tokens.MaxTTL)
+	v.SetDefault("tokens.max_regenerate_grace", d.Tokens.MaxRegenerateGrace)
 	v.SetDefault("tokens.audience", d.Tokens.Audience)
 	v.SetDefault("tokens.personal_tokens", d.Tokens.PersonalTokens)
 	v.SetDefault("tokens.prune_interval", d.Tokens.PruneInterval)
@@ -300,6 +305,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tokens.DefaultTTL <= 0 || c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
 		return fmt.Errorf("config: tokens.default_ttl %s must be positive and at most tokens.max_ttl %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)
+	}
+	if c.Tokens.MaxRegenerateGrace < 0 {
+		return fmt.Errorf("config: tokens.max_regenerate_grace %s must not be negative (0 turns grace periods off)", c.Tokens.MaxRegenerateGrace)
 	}
 	if p := c.Revocation.FalsePositiveRate; p <= 0 || p >= 1 {
 		return fmt.Errorf("config: revocation.false_positive_rate %g must be between 0 and 1", p)
