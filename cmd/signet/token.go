@@ -162,18 +162,24 @@ func (c *cli) tokenCommand() *cobra.Command {
 			return nil
 		},
 	}
+	var grace string
 	regenerate := &cobra.Command{
-		Use:   "regenerate TOKEN_ID",
-		Short: "Replace a token with a new value and id (the old one is revoked); the value is printed this once",
+		Use:   "regenerate TOKEN_ID [--grace D]",
+		Short: "Replace a token with a new value and id (the old one is revoked, at once or after --grace); the value is printed this once",
 		Args:  exactArgs(1, "the token id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tc, err := client(cmd)
 			if err != nil {
 				return err
 			}
-			return tc.do(cmd.Context(), http.MethodPost, "/tokens/"+url.PathEscape(args[0])+"/regenerate", nil, c.stdout)
+			var body any
+			if grace != "" {
+				body = map[string]any{"grace": grace}
+			}
+			return tc.do(cmd.Context(), http.MethodPost, "/tokens/"+url.PathEscape(args[0])+"/regenerate", body, c.stdout)
 		},
 	}
+	regenerate.Flags().StringVar(&grace, "grace", "", "keep the old value working this long (e.g. 1h; at most tokens.max_regenerate_grace); the answer's previous_valid_until says until when")
 	var copyName, copyExpiresIn string
 	cp := &cobra.Command{
 		Use:   "copy TOKEN_ID [--name NAME] [--expires-in D]",
