@@ -27,6 +27,7 @@ type Config struct {
 	Presets    map[string][]string `mapstructure:"presets"`
 	Log        Log                 `mapstructure:"log"`
 	UI         UI                  `mapstructure:"ui"`
+	Gate       Gate                `mapstructure:"gate"`
 }
 
 // UI configures the web page at /ui/.
@@ -49,6 +50,10 @@ type Server struct {
 	// TrustedProxies lists proxy addresses whose X-Forwarded-For is believed
 	// for the client address in audit events and rate limits.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TLSCertFile and TLSKeyFile, both set, make the issuer serve HTTPS
+	// only, re-reading the pair when the files change.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // Store selects the storage backend.
@@ -60,7 +65,7 @@ type Store struct {
 // Keys configures signing keys.
 type Keys struct {
 	Dir            string        `mapstructure:"dir"`
-	Algorithm      string        `mapstructure:"algorithm"` // EdDSA, ES256, RS256
+	Algorithm      string        `mapstructure:"algorithm"` // ES256 (default), EdDSA, RS256
 	PublishDelay   time.Duration `mapstructure:"publish_delay"`
 	RotationPeriod time.Duration `mapstructure:"rotation_period"` // 0 = no automatic rotation
 }
@@ -110,6 +115,19 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json
 }
 
+// Gate configures `signet gate`, the forward-auth server beside a reverse
+// proxy.
+type Gate struct {
+	Listen    string `mapstructure:"listen"`
+	IssuerURL string `mapstructure:"issuer_url"`
+	Audience  string `mapstructure:"audience"`
+	// MaxStaleness is how long the last synced revocation list is trusted
+	// while the issuer is unreachable; past it the gate answers 503.
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+	// FailOpen keeps accepting tokens on a stale list instead.
+	FailOpen bool `mapstructure:"fail_open"`
+}
+
 // Default returns the configuration used when nothing overrides it.
 func Default() Config {
 	return Config{
@@ -125,7 +143,7 @@ func Default() Config {
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
 			Dir:          "keys",
-			Algorithm:    "EdDSA",
+			Algorithm:    "ES256",
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
@@ -156,6 +174,7 @@ func Default() Config {
 		},
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
+		Gate:    Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
 	}
 }
 
@@ -247,6 +266,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("server.body_limit", d.Server.BodyLimit)
 	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
 	v.SetDefault("server.trusted_proxies", d.Server.TrustedProxies)
+	v.SetDefault("server.tls_cert_file", d.Server.TLSCertFile)
+	v.SetDefault("server.tls_key_file", d.Server.TLSKeyFile)
 	v.SetDefault("store.driver", d.Store.Driver)
 	v.SetDefault("store.dsn", d.Store.DSN)
 	v.SetDefault("keys.dir", d.Keys.Dir)
@@ -274,6 +295,11 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
+	v.SetDefault("gate.listen", d.Gate.Listen)
+	v.SetDefault("gate.issuer_url", d.Gate.IssuerURL)
+	v.SetDefault("gate.audience", d.Gate.Audience)
+	v.SetDefault("gate.max_staleness", d.Gate.MaxStaleness)
+	v.SetDefault("gate.fail_open", d.Gate.FailOpen)
 }
 
 // Validate reports the first setting that cannot work.
@@ -315,6 +341,9 @@ func (c Config) Validate() error {
 	if c.Server.PublicURL == "" || !(strings.HasPrefix(c.Server.PublicURL, "http://") || strings.HasPrefix(c.Server.PublicURL, "https://")) {
 		return fmt.Errorf("config: server.public_url %q must be an http(s) URL", c.Server.PublicURL)
 	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		return errors.New("config: server.tls_cert_file and server.tls_key_file must be set together")
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -325,6 +354,15 @@ func (c Config) Validate() error {
 	}
 	if c.Security.MinPasswordLength < 8 {
 		return errors.New("config: security.min_password_length must be at least 8")
+	}
+	if c.Gate.Listen == "" {
+		return errors.New("config: gate.listen is empty")
+	}
+	if u := c.Gate.IssuerURL; u != "" && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		return fmt.Errorf("config: gate.issuer_url %q must be an http(s) URL", u)
+	}
+	if c.Gate.MaxStaleness <= 0 {
+		return fmt.Errorf("config: gate.max_staleness %s must be positive", c.Gate.MaxStaleness)
 	}
 	for name, r := range c.Roles {
 		if name != "admin" && name != "member" {

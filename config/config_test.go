@@ -34,7 +34,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"store.driver", c.Store.Driver, "sqlite"},
 		{"store.dsn", c.Store.DSN, "data/signet.db"},
 		{"keys.dir", c.Keys.Dir, "keys"},
-		{"keys.algorithm", c.Keys.Algorithm, "EdDSA"},
+		{"keys.algorithm", c.Keys.Algorithm, "ES256"},
 		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
 		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},
@@ -116,6 +116,8 @@ func TestValidationErrors(t *testing.T) {
 		{"log level", "log:\n  level: degub\n", "log.level"},
 		{"log format", "log:\n  format: xml\n", "log.format"},
 		{"negative grace", "tokens:\n  max_regenerate_grace: -1h\n", "tokens.max_regenerate_grace"},
+		{"tls cert without key", "server:\n  tls_cert_file: /etc/tls.crt\n", "server.tls_key_file"},
+		{"tls key without cert", "server:\n  tls_key_file: /etc/tls.key\n", "server.tls_cert_file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,5 +176,51 @@ func TestLowerMaxTTLCapsUnsetLifetimes(t *testing.T) {
 	c, err = Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
 	if err != nil || c.Tokens.UserTokenTTL != time.Hour {
 		t.Fatalf("max_ttl 1h: got %v, user_token_ttl %s; want 1h", err, c.Tokens.UserTokenTTL)
+	}
+}
+
+func TestGateKeys(t *testing.T) {
+	t.Chdir(t.TempDir()) // no ./config.yaml
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Gate.Listen != "127.0.0.1:4181" || c.Gate.MaxStaleness != 10*time.Minute || c.Gate.FailOpen || c.Gate.IssuerURL != "" || c.Gate.Audience != "" {
+		t.Errorf("gate defaults: got %+v, want listen 127.0.0.1:4181, max_staleness 10m, fail_open false, no issuer_url or audience", c.Gate)
+	}
+
+	p := writeFile(t, "gate:\n  listen: \"127.0.0.1:5000\"\n  issuer_url: https://file.example\n  audience: file-aud\n  max_staleness: 2m\n")
+	t.Setenv("SIGNET_GATE_AUDIENCE", "env-aud")
+	t.Setenv("SIGNET_GATE_FAIL_OPEN", "true")
+	t.Setenv("SIGNET_GATE_MAX_STALENESS", "90s")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("listen", "", "")
+	fs.String("issuer", "", "")
+	if err := fs.Parse([]string{"--issuer", "https://flag.example"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(p, fs, map[string]string{"gate.listen": "listen", "gate.issuer_url": "issuer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Gate{Listen: "127.0.0.1:5000", IssuerURL: "https://flag.example", Audience: "env-aud", MaxStaleness: 90 * time.Second, FailOpen: true}
+	if c.Gate != want {
+		t.Errorf("gate: got %+v, want %+v", c.Gate, want)
+	}
+}
+
+func TestGateValidation(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"issuer url", "gate:\n  issuer_url: auth.example.com\n", "gate.issuer_url"},
+		{"zero staleness", "gate:\n  max_staleness: 0s\n", "gate.max_staleness"},
+		{"negative staleness", "gate:\n  max_staleness: -1m\n", "gate.max_staleness"},
+		{"empty listen", "gate:\n  listen: \"\"\n", "gate.listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.yaml), nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -2,7 +2,11 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"mime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,16 +87,24 @@ func (s *Server) handleIntrospect(c *fiber.Ctx) error {
 		Subject:   cl.Subject,
 		Username:  in.Username,
 		Org:       cl.Org,
-		Scope:     cl.Scope,
-		Expiry:    cl.Expiry,
-		IssuedAt:  cl.IssuedAt,
-		NotBefore: cl.NotBefore,
+		Scope:     strings.Join(cl.Scopes, " "),
+		Expiry:    numericDate(cl.Expiry),
+		IssuedAt:  numericDate(cl.IssuedAt),
+		NotBefore: numericDate(cl.NotBefore),
 		ID:        cl.ID,
 		TokenID:   cl.ID,
 		TokenType: cl.TokenType,
 		Issuer:    cl.Issuer,
 		Audience:  cl.Audience,
 	})
+}
+
+// numericDate is t in RFC 7519 seconds, 0 for a claim the token lacks.
+func numericDate(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // handleJWKS serves the public keys, cacheable for five minutes and
@@ -127,10 +139,78 @@ func (s *Server) serverMetadata() map[string]any {
 	}
 }
 
+// renderedMetadata is the discovery document for one version of the JWKS.
+type renderedMetadata struct {
+	jwksVersion string
+	body        []byte
+}
+
+// metadataDocument returns the discovery document served at both
+// /.well-known/oauth-authorization-server (RFC 8414) and
+// /.well-known/openid-configuration (OpenID Connect Discovery 1.0), one
+// source for both: serverMetadata plus
+// id_token_signing_alg_values_supported, the algorithms of the keys
+// published in the JWKS right now (go-oidc and the Kubernetes API server
+// take their accepted algorithms from it). It is rendered again only when
+// the JWKS changes.
+func (s *Server) metadataDocument() ([]byte, error) {
+	version := s.keys.JWKSVersion()
+	if m := s.metadata.Load(); m != nil && m.jwksVersion == version {
+		return m.body, nil
+	}
+	// The version is read before the set, so a concurrent change at worst
+	// renders once more.
+	algs, err := publishedAlgorithms(s.keys.JWKS())
+	if err != nil {
+		return nil, err
+	}
+	doc := s.serverMetadata()
+	doc["id_token_signing_alg_values_supported"] = algs
+	// What OpenID Connect Discovery requires and signet can honestly say.
+	// There is no authorization or token endpoint (tokens come from POST
+	// /user-token and POST /tokens), so response_types_supported stays
+	// empty and no authorization_endpoint is claimed.
+	doc["subject_types_supported"] = []string{"public"} // one sub for every relying party
+	// Every claim a token may carry (aud only when tokens.audience is set).
+	doc["claims_supported"] = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "org", "token_type", "scope"}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: render metadata: %w", err)
+	}
+	s.metadata.Store(&renderedMetadata{jwksVersion: version, body: body})
+	return body, nil
+}
+
+// publishedAlgorithms lists the distinct alg values of a JWKS, newest key
+// first.
+func publishedAlgorithms(jwks []byte) ([]string, error) {
+	var set struct {
+		Keys []struct {
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return nil, fmt.Errorf("issuer: read the JWKS: %w", err)
+	}
+	algs := []string{}
+	for _, k := range set.Keys {
+		if k.Alg != "" && !slices.Contains(algs, k.Alg) {
+			algs = append(algs, k.Alg)
+		}
+	}
+	return algs, nil
+}
+
+// handleMetadata serves the discovery document. It is cacheable as long
+// as the JWKS (five minutes): the algorithms change with the keys.
 func (s *Server) handleMetadata(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	body, err := s.metadataDocument()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(s.metadata)
+	return c.Send(body)
 }
 
 func (s *Server) handleHealthz(c *fiber.Ctx) error {

@@ -1,31 +1,18 @@
 package issuer
 
 import (
+	"errors"
 	"slices"
-	"strings"
+
+	"github.com/signet-auth/signet/token"
 )
 
-// Limits on requested scopes.
-const (
-	maxScopes   = 100
-	maxScopeLen = 128
-)
-
-// scopeError describes why one scope has a bad shape.
+// scopeError describes why one scope has a bad shape (token.CheckScope,
+// the rule every reader of scopes shares).
 func scopeError(s string) *Error {
-	switch {
-	case s == "":
-		return errorf(ECodeInvalid, "A scope must not be empty.")
-	case len(s) > maxScopeLen:
-		return errorf(ECodeInvalid, "A scope is at most %d characters long.", maxScopeLen)
-	case strings.IndexByte(s, '*') >= 0 && strings.IndexByte(s, '*') != len(s)-1:
-		return errorf(ECodeInvalid, "Scope %q: '*' may only end a scope pattern.", s)
-	}
-	for i := 0; i < len(s); i++ {
-		// RFC 6749 scope-token: %x21 / %x23-5B / %x5D-7E.
-		if b := s[i]; b < 0x21 || b > 0x7e || b == '"' || b == '\\' {
-			return errorf(ECodeInvalid, "A scope may contain only printable ASCII without spaces, quotes or backslashes.")
-		}
+	var se *token.ScopeError
+	if errors.As(token.CheckScope(s), &se) {
+		return errorf(ECodeInvalid, "The scope %q %s.", truncate(se.Scope, 64), se.Problem)
 	}
 	return nil
 }
@@ -33,8 +20,8 @@ func scopeError(s string) *Error {
 // normalizeScopes checks every scope's shape and returns them deduplicated
 // and sorted. An empty (non-nil) result is a token that grants nothing.
 func normalizeScopes(in []string) ([]string, error) {
-	if len(in) > maxScopes {
-		return nil, errorf(ECodeInvalid, "At most %d scopes may be asked for.", maxScopes)
+	if len(in) > token.MaxScopes {
+		return nil, errorf(ECodeInvalid, "At most %d scopes may be asked for.", token.MaxScopes)
 	}
 	out := make([]string, 0, len(in))
 	for _, s := range in {
@@ -47,21 +34,12 @@ func normalizeScopes(in []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// patternCovers reports whether pattern grants scope (itself a scope or a
-// pattern): "*" grants everything, "p*" every scope starting with p, any
-// other pattern exactly itself.
-func patternCovers(pattern, scope string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(scope, prefix)
-	}
-	return pattern == scope
-}
-
-// uncovered returns the first of scopes that no pattern in held grants, and
-// whether there is one.
+// uncovered returns the first of scopes that no pattern in held grants
+// (token.Covers: "*" grants everything, "p*" every scope starting with p,
+// any other pattern exactly itself), and whether there is one.
 func uncovered(held, scopes []string) (string, bool) {
 	for _, s := range scopes {
-		if !slices.ContainsFunc(held, func(p string) bool { return patternCovers(p, s) }) {
+		if !slices.ContainsFunc(held, func(p string) bool { return token.Covers(p, s) }) {
 			return s, true
 		}
 	}

@@ -12,7 +12,10 @@
 //	                   revoke, lookups, introspection (Basic and bearer)
 //	service_users.go   user rules: add, remove, password; the audit log
 //	service_keys.go    key withdrawal
-//	tokens.go          claims, minting, recording, cut-off timing, parsing values
+//	tokens.go          minting, recording, cut-off timing, parsing values
+//	                   (what a token is on the wire — claims, header policy,
+//	                   the strict parser, the scope-pattern rule — is the
+//	                   token package's, shared with keys and the verifier)
 //	scopes.go          scope shapes, patterns, presets
 //	request.go         strict JSON bodies, lifetimes
 //	auth.go, password.go  Basic credentials, password checks, the failure limiter
@@ -44,6 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -52,6 +56,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // Keys signs tokens and publishes the public keys. *keys.Keyring
@@ -59,10 +64,11 @@ import (
 type Keys interface {
 	// Sign signs payload (JWT claims) with the current signing key and
 	// returns the compact JWS (header typ at+jwt) and the key's kid.
-	Sign(payload []byte) (token, kid string, err error)
-	// Verify checks token's signature against every key held (including
-	// retired and withdrawn ones) and returns its payload and kid.
-	Verify(token []byte) (payload []byte, kid string, err error)
+	Sign(payload []byte) (value, kid string, err error)
+	// Verify checks value's signature against every key held (including
+	// retired and withdrawn ones) and returns its claims as the token
+	// package reads them, KeyID set to the signing key's kid.
+	Verify(value string) (token.Claims, error)
 	// JWKS returns the public key set as JSON.
 	JWKS() []byte
 	// JWKSVersion changes whenever JWKS does; it is the JWKS ETag.
@@ -97,8 +103,9 @@ type Server struct {
 	// bcrypt.CompareHashAndPassword, replaced in tests to count and gate
 	// the checks.
 	compareHash func(hash, password []byte) error
-	// metadata is the RFC 8414 document, rendered once.
-	metadata []byte
+	// metadata is the discovery document, rendered again when the JWKS
+	// changes (metadataDocument).
+	metadata atomic.Pointer[renderedMetadata]
 	// routes holds the registered route patterns: the only values of the
 	// route label of the request counter.
 	routes map[string]bool
@@ -154,9 +161,8 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		routes:      map[string]bool{},
 		proxies:     proxies,
 	}
-	s.metadata, err = json.Marshal(s.serverMetadata())
-	if err != nil {
-		return nil, fmt.Errorf("issuer: render metadata: %w", err)
+	if _, err := s.metadataDocument(); err != nil {
+		return nil, err
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
 	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
@@ -167,8 +173,9 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	return s, nil
 }
 
-// readBufferSize bounds the request line and headers of one request.
-const readBufferSize = 3 * maxTokenLen
+// readBufferSize bounds the request line and headers of one request: a
+// token of maxTokenLen bytes in the query plus room for the rest.
+const readBufferSize = maxTokenLen + 16<<10
 
 func (s *Server) newApp() *fiber.App {
 	fc := fiber.Config{
@@ -216,6 +223,7 @@ func (s *Server) newApp() *fiber.App {
 	get("/metrics", s.metrics.handler())
 	get("/.well-known/jwks.json", s.handleJWKS)
 	get("/.well-known/oauth-authorization-server", s.handleMetadata)
+	get("/.well-known/openid-configuration", s.handleMetadata)
 
 	post("/user-token", s.handleIssueUserToken)
 	get("/user-token", s.handleUserTokenInfo)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signet-auth/signet/revocation"
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // The token rules: who sees, creates, reissues and revokes which token,
@@ -574,7 +575,7 @@ func (s *Service) TokenInfo(ctx context.Context, p *Principal, value string) (To
 // carry nothing else.
 type Introspection struct {
 	Active bool
-	Claims claims
+	Claims token.Claims
 	// Username is the owner's username for personal tokens.
 	Username string
 }
@@ -603,7 +604,7 @@ func (s *Service) Introspect(ctx context.Context, p *Principal, value string) (I
 	now := s.now()
 	t := Token{Record: pt.rec, KeyRevoked: pt.state.keyRevoked}
 	mine := visible(p, pt.rec) || (p.Token != nil && pt.rec.Org == p.Token.Org)
-	if pt.pruned || !mine || !t.Active(now) || time.Unix(pt.claims.NotBefore, 0).After(now) {
+	if pt.pruned || !mine || !t.Active(now) || pt.claims.NotBefore.After(now) {
 		return Introspection{}, nil
 	}
 	return Introspection{Active: true, Claims: pt.claims, Username: pt.rec.Owner}, nil
@@ -624,7 +625,7 @@ func (s *Service) BearerPrincipal(ctx context.Context, value string) (*Principal
 	}
 	now := s.now()
 	t := Token{Record: pt.rec, KeyRevoked: pt.state.keyRevoked}
-	if pt.pruned || !t.Active(now) || time.Unix(pt.claims.NotBefore, 0).After(now) {
+	if pt.pruned || !t.Active(now) || pt.claims.NotBefore.After(now) {
 		return nil, bad
 	}
 	rec := t.Record

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/signet-auth/signet/keys"
 	"github.com/signet-auth/signet/store"
 )
 
@@ -37,8 +39,8 @@ func TestJWKS(t *testing.T) {
 		Keys []map[string]any `json:"keys"`
 	}
 	r.decode(t, &set)
-	if len(set.Keys) == 0 || set.Keys[0]["kid"] == nil || set.Keys[0]["use"] != "sig" || set.Keys[0]["alg"] != "EdDSA" {
-		t.Errorf("keys: got %v, want kid, use sig, alg EdDSA", set.Keys)
+	if len(set.Keys) == 0 || set.Keys[0]["kid"] == nil || set.Keys[0]["use"] != "sig" || set.Keys[0]["alg"] != "ES256" {
+		t.Errorf("keys: got %v, want kid, use sig, alg ES256 (the default)", set.Keys)
 	}
 	for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
 		r := e.do("GET", "/.well-known/jwks.json", header("If-None-Match", inm))
@@ -73,6 +75,62 @@ func TestMetadata(t *testing.T) {
 	v, _ := e.userToken("bob", nil)
 	if cl, _ := e.tokenClaims(v); cl.Issuer != "https://auth.example.com" {
 		t.Errorf("iss: got %q, want the metadata issuer", cl.Issuer)
+	}
+}
+
+// The OpenID Connect discovery document and the RFC 8414 one are the same
+// document; its algorithms are those of the published keys and follow a
+// rotation to another algorithm.
+func TestDiscovery(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PublicURL = "https://auth.example.com/" })
+	oidc := e.do("GET", "/.well-known/openid-configuration")
+	wantStatus(t, oidc, 200)
+	if ct := oidc.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type: got %q, want application/json", ct)
+	}
+	if cc := oidc.header.Get("Cache-Control"); cc != "public, max-age=300" {
+		t.Errorf("Cache-Control: got %q, want the JWKS's public, max-age=300", cc)
+	}
+	rfc := e.do("GET", "/.well-known/oauth-authorization-server")
+	if !bytes.Equal(oidc.body, rfc.body) {
+		t.Errorf("the two documents differ:\n%s\n%s", oidc.body, rfc.body)
+	}
+	m := oidc.object(t)
+	for k, want := range map[string]string{
+		"issuer":                                "https://auth.example.com",
+		"jwks_uri":                              "https://auth.example.com/.well-known/jwks.json",
+		"id_token_signing_alg_values_supported": "[ES256]",
+		"subject_types_supported":               "[public]",
+		"response_types_supported":              "[]",
+		"claims_supported":                      "[iss sub aud exp iat nbf jti org token_type scope]",
+	} {
+		if got := fmt.Sprint(m[k]); got != want {
+			t.Errorf("%s: got %s, want %s", k, got, want)
+		}
+	}
+	for _, absent := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint"} {
+		if _, ok := m[absent]; ok {
+			t.Errorf("%s is claimed, but signet has none", absent)
+		}
+	}
+
+	// A rotation to RS256 (another process changed the key directory):
+	// both algorithms are published, newest first.
+	other, err := keys.Open(keys.Config{Dir: filepath.Join(e.dir, "keys"), Algorithm: "RS256", Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("open keys: %v", err)
+	}
+	if _, err := other.Rotate(false); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if _, err := e.keys.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		m := e.do("GET", path).object(t)
+		if got := fmt.Sprint(m["id_token_signing_alg_values_supported"]); got != "[RS256 ES256]" {
+			t.Errorf("%s algorithms after the rotation: got %s, want [RS256 ES256]", path, got)
+		}
 	}
 }
 
@@ -442,7 +500,7 @@ func BenchmarkMint(b *testing.B) {
 	}
 }
 
-// BenchmarkSignOnly is the signature alone (EdDSA) over a typical payload.
+// BenchmarkSignOnly is the signature alone (ES256, the default) over a typical payload.
 func BenchmarkSignOnly(b *testing.B) {
 	e := newEnv(b)
 	payload := must(json.Marshal(claims{

@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -12,52 +11,17 @@ import (
 	"time"
 
 	"github.com/signet-auth/signet/store"
+	"github.com/signet-auth/signet/token"
 )
 
 // Time layouts of responses.
 const (
 	// expireTimeLayout is the contract's expire_time: UTC, no zone.
 	expireTimeLayout = "2006-01-02 15:04:05"
-	// maxTokenLen bounds the token values this issuer parses; its own are
-	// far shorter (RS256 tokens are about 700 bytes).
-	maxTokenLen = 8 << 10
+	// maxTokenLen bounds the token values this issuer parses: the token
+	// package's one limit, above the largest token this issuer signs.
+	maxTokenLen = token.MaxSize
 )
-
-// claims is the payload of every token this issuer signs.
-type claims struct {
-	Issuer    string   `json:"iss"`
-	Subject   string   `json:"sub"`
-	Audience  audience `json:"aud,omitempty"`
-	IssuedAt  int64    `json:"iat"`
-	NotBefore int64    `json:"nbf"`
-	Expiry    int64    `json:"exp"`
-	ID        string   `json:"jti"`
-	Org       string   `json:"org"`
-	TokenType string   `json:"token_type"`
-	Scope     string   `json:"scope"`
-}
-
-// audience is the aud claim: written as an array, read as a string or an
-// array (RFC 7519 §4.1.3 allows both).
-type audience []string
-
-// UnmarshalJSON accepts a single string or an array of strings.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	var l []string
-	if err := json.Unmarshal(b, &l); err != nil {
-		return err
-	}
-	*a = l
-	return nil
-}
 
 // grant is what a new token is made of.
 type grant struct {
@@ -111,17 +75,17 @@ func (s *Service) mint(g grant, now time.Time) (string, store.TokenRecord, error
 	if scopes == nil {
 		scopes = []string{}
 	}
-	payload, err := json.Marshal(claims{
+	payload, err := json.Marshal(token.Claims{
 		Issuer:    s.issuer,
 		Subject:   subject,
-		Audience:  audience(s.cfg.Audience),
-		IssuedAt:  now.Unix(),
-		NotBefore: now.Unix(),
-		Expiry:    exp.Unix(),
+		Audience:  s.cfg.Audience,
+		IssuedAt:  now,
+		NotBefore: now,
+		Expiry:    exp,
 		ID:        id,
 		Org:       g.Org,
 		TokenType: string(g.Type),
-		Scope:     strings.Join(scopes, " "),
+		Scopes:    scopes,
 	})
 	if err != nil {
 		return "", store.TokenRecord{}, fmt.Errorf("encode claims: %w", err)
@@ -246,7 +210,7 @@ type tokenState struct {
 
 // parsedToken is a token value this issuer signed, with its record.
 type parsedToken struct {
-	claims claims
+	claims token.Claims
 	kid    string
 	rec    store.TokenRecord
 	state  tokenState
@@ -258,28 +222,25 @@ type parsedToken struct {
 var errNotOurToken = errorf(ECodeInvalidToken, "The token is malformed or was not issued by this issuer.")
 
 // parseToken checks a token value's signature and finds its record. A
-// value that is malformed, tampered with, signed by another issuer, or
+// value that is malformed (as the token package reads it, the same reader
+// every verifier uses), tampered with, signed by another issuer, or
 // unknown to the store while unexpired is errNotOurToken.
 func (s *Service) parseToken(ctx context.Context, value string) (*parsedToken, error) {
 	if value == "" || len(value) > maxTokenLen {
 		return nil, errNotOurToken
 	}
-	payload, kid, err := s.keys.Verify([]byte(value))
-	if err != nil {
+	cl, err := s.keys.Verify(value)
+	if err != nil || cl.Issuer != s.issuer {
 		return nil, errNotOurToken
 	}
-	var cl claims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&cl); err != nil || cl.ID == "" || cl.Issuer != s.issuer {
-		return nil, errNotOurToken
-	}
+	kid := cl.KeyID
 	pt := &parsedToken{claims: cl, kid: kid}
 	rec, err := s.st.GetToken(ctx, cl.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Records are pruned some time after expiry; an unexpired token
 		// without one was not issued by this deployment.
-		if time.Unix(cl.Expiry, 0).After(s.now()) {
+		if cl.Expiry.After(s.now()) {
 			return nil, errNotOurToken
 		}
 		rec = recordFromClaims(cl, kid)
@@ -304,16 +265,16 @@ func (s *Service) parseToken(ctx context.Context, value string) (*parsedToken, e
 }
 
 // recordFromClaims rebuilds what a pruned record said from the claims.
-func recordFromClaims(cl claims, kid string) store.TokenRecord {
+func recordFromClaims(cl token.Claims, kid string) store.TokenRecord {
 	r := store.TokenRecord{
 		ID:        cl.ID,
 		Type:      store.TokenType(cl.TokenType),
 		Org:       cl.Org,
 		Subject:   cl.Subject,
 		KeyID:     kid,
-		IssuedAt:  time.Unix(cl.IssuedAt, 0).UTC(),
-		ExpiresAt: time.Unix(cl.Expiry, 0).UTC(),
-		Scopes:    strings.Fields(cl.Scope),
+		IssuedAt:  cl.IssuedAt.UTC(),
+		ExpiresAt: cl.Expiry.UTC(),
+		Scopes:    cl.Scopes,
 	}
 	if r.Type == store.TokenPersonal {
 		r.Owner = cl.Subject

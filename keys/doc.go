@@ -4,6 +4,11 @@
 // public keys as an RFC 7517 key set (JWKS) and rotates, revokes and prunes
 // keys.
 //
+// What a token is — claims, header policy, the strict parser, the size
+// limit — is the token package's: Sign signs only claims that
+// token.ParseClaims accepts, and Verify reads tokens with token.Parse,
+// the same parser the verifier uses, before checking the signature.
+//
 // # Storage
 //
 // Keys live as files in one directory (keys.dir), one file per key named
@@ -13,13 +18,13 @@
 //	{
 //	  "version": 1,
 //	  "kid": "<RFC 7638 thumbprint>",
-//	  "algorithm": "EdDSA",
+//	  "algorithm": "ES256",
 //	  "seq": 3,
 //	  "created_at": "2026-11-23T10:00:00Z",
 //	  "sign_from": "2026-11-23T10:10:00Z",
 //	  "revoked_at": null,
 //	  "max_ttl_seconds": 31536000,
-//	  "key": { "kty": "OKP", "crv": "Ed25519", "x": "...", "d": "...", ... }
+//	  "key": { "kty": "EC", "crv": "P-256", "x": "...", "y": "...", "d": "...", ... }
 //	}
 //
 // max_ttl_seconds is the longest token lifetime the key may have signed:
@@ -72,6 +77,9 @@
 // Keys are ordered by (sign_from, seq): seq is a counter assigned under the
 // lock, so two keys with the same sign_from still have a definite order.
 //
-// Changing keys.algorithm affects only keys generated afterwards; existing
-// keys keep signing and verifying with their own algorithm.
+// Changing keys.algorithm never breaks a token already out: existing keys
+// keep verifying with their own algorithm. The running issuer (Run) makes
+// the change the way any rotation does: when the newest key has another
+// algorithm it adds a key of the configured one, published at once and
+// signing after PublishDelay; the old keys then retire as usual.
 package keys

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -143,4 +144,18 @@ func writeKeyFileJSON(tb testing.TB, dir, name string, m map[string]any, perm os
 	if err := os.Chmod(path, perm); err != nil {
 		tb.Fatalf("chmod %s: %v", path, err)
 	}
+}
+
+// verify calls k.Verify and answers in the shape the tests compare: the
+// verified token's payload bytes and the kid.
+func verify(k *Keyring, tok string) ([]byte, string, error) {
+	c, err := k.Verify(tok)
+	if err != nil {
+		return nil, "", err
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		return nil, "", err
+	}
+	return payload, c.KeyID, nil
 }

@@ -1,9 +1,7 @@
 package keys
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,19 +15,22 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/token"
 )
 
 // TokenType is the JWS "typ" header of every token this package signs
-// (RFC 9068).
-const TokenType = "at+jwt"
+// (RFC 9068): token.Type.
+const TokenType = token.Type
 
 // Defaults applied by Open to zero Config fields.
 const (
 	// DefaultDir is the key directory when Config.Dir is empty.
 	DefaultDir = "keys"
 	// DefaultAlgorithm is the algorithm of generated keys when
-	// Config.Algorithm is empty.
-	DefaultAlgorithm = "EdDSA"
+	// Config.Algorithm is empty: ES256, which every mainstream JWT library
+	// and the Kubernetes API server accept.
+	DefaultAlgorithm = "ES256"
 	// DefaultMaxTTL is the longest token lifetime assumed when
 	// Config.MaxTTL is zero (tokens.max_ttl's default).
 	DefaultMaxTTL = 8760 * time.Hour
@@ -66,7 +67,9 @@ type Config struct {
 	// Dir holds the key files; created with mode 0700 if missing.
 	// Default "keys".
 	Dir string
-	// Algorithm of generated keys: EdDSA (default), ES256 or RS256.
+	// Algorithm of generated keys: ES256 (default), EdDSA or RS256. When
+	// the newest key on disk has another algorithm, Run switches through
+	// an ordinary rotation (see adoptAlgorithm).
 	Algorithm string
 	// PublishDelay is how long a key rotated without "now" is published
 	// before it signs; zero means it signs at once.
@@ -158,12 +161,16 @@ func Open(cfg Config) (*Keyring, error) {
 	return k, nil
 }
 
-// Sign signs payload, a JSON object of claims, with the current signing key
-// and returns the compact JWS and the kid. The protected header holds alg,
-// kid and typ "at+jwt".
-func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
-	if !isJSONObject(payload) {
-		return "", "", errors.New("keys: sign: payload is not a JSON object")
+// Sign signs payload, JWT claims as token.Claims writes them, with the
+// current signing key and returns the compact JWS and the kid. The
+// protected header holds alg, kid and typ "at+jwt". A payload that
+// token.ParseClaims refuses (not one JSON object, a duplicate or
+// case-variant member, no iss, exp or jti, ...) is refused: nothing is
+// signed that a verifier cannot read.
+func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
+	var c token.Claims
+	if err := token.ParseClaims(payload, &c); err != nil {
+		return "", "", fmt.Errorf("keys: sign: %w", err)
 	}
 	s := k.current().signing
 	if s == nil {
@@ -182,12 +189,6 @@ func (k *Keyring) Sign(payload []byte) (token string, kid string, err error) {
 		return "", "", fmt.Errorf("keys: sign with %s: %w", s.kid, err)
 	}
 	return string(out), s.kid, nil
-}
-
-// isJSONObject reports whether b is one valid JSON object.
-func isJSONObject(b []byte) bool {
-	t := bytes.TrimLeft(b, " \t\r\n")
-	return len(t) > 0 && t[0] == '{' && json.Valid(b)
 }
 
 // JWKS returns the RFC 7517 key set of the published keys (next, signing,
@@ -696,11 +697,63 @@ func (k *Keyring) maintain() error {
 	return errors.Join(errs...)
 }
 
+// adoptAlgorithm makes a change of Config.Algorithm take effect the way
+// any rotation does: when the newest key that signs or is due to sign has
+// another algorithm, it adds a key of the configured one that is published
+// at once and signs from now+PublishDelay (never before that newest key's
+// own sign_from, so it does take over). Tokens already signed keep
+// verifying: the old keys retire as usual. It reports whether it added a
+// key, checking again under the lock so that replicas starting together
+// add one between them.
+func (k *Keyring) adoptAlgorithm() (bool, error) {
+	want := jwa.SignatureAlgorithm(k.cfg.Algorithm)
+	differs := func(v *view) bool {
+		n := v.newestLive()
+		return n != nil && n.alg != want
+	}
+	if !differs(k.current()) {
+		return false, nil
+	}
+	key, err := generateKey(want)
+	if err != nil {
+		return false, fmt.Errorf("keys: switch to %s: %w", want, err)
+	}
+	var info *entry
+	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
+		if !differs(v) {
+			return nil, nil, nil
+		}
+		old := v.newestLive()
+		signFrom := t.Add(k.cfg.PublishDelay)
+		if old.signFrom.After(signFrom) {
+			signFrom = old.signFrom
+		}
+		e, err := newGenerated(key, v.maxSeq()+1, t, signFrom, k.cfg.MaxTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		info = e
+		return []*entry{e}, nil, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("keys: switch to %s: %w", want, err)
+	}
+	if info == nil {
+		return false, nil
+	}
+	k.log.Info("keys: keys.algorithm changed; the new key is published now and signs after publish_delay",
+		"kid", info.kid, "alg", want, "sign_from", info.signFrom)
+	return true, nil
+}
+
 // Run keeps the keyring current until ctx ends: every interval (default
 // 10s) it reloads the directory, recomputes states against the clock (so a
 // next key starts signing on time), records a larger MaxTTL in the keys
 // that may sign under it, rotates when RotationPeriod is due and prunes
-// keys whose publication has ended. Failures are logged and retried
+// keys whose publication has ended. Until it has once succeeded, each
+// round also switches to Config.Algorithm when the newest key has another
+// (adoptAlgorithm); only once, so that replicas configured differently
+// cannot rotate each other's keys forever. Failures are logged and retried
 // on the next round.
 func (k *Keyring) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
@@ -708,9 +761,17 @@ func (k *Keyring) Run(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	adopted := false
 	for {
 		if err := k.maintain(); err != nil {
 			k.log.Error("keys: maintenance failed", "err", err)
+		}
+		if !adopted {
+			if _, err := k.adoptAlgorithm(); err != nil {
+				k.log.Error("keys: switching algorithm failed; retrying", "err", err)
+			} else {
+				adopted = true
+			}
 		}
 		select {
 		case <-ctx.Done():

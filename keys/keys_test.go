@@ -112,7 +112,7 @@ func TestSignedTokensVerifyWithJWKS(t *testing.T) {
 				}
 			}
 
-			p, vkid, err := k.Verify([]byte(token))
+			p, vkid, err := verify(k, token)
 			if err != nil || vkid != kid || string(p) != testClaims {
 				t.Errorf("Verify = %s, %s, %v; want payload, %s, nil", p, vkid, err, kid)
 			}
@@ -189,7 +189,7 @@ func TestReopenLoadsSameKeys(t *testing.T) {
 	if got := signingKey(t, k2); got != kid {
 		t.Errorf("reopened signing kid = %s, want %s", got, kid)
 	}
-	if _, got, err := k2.Verify([]byte(token)); err != nil || got != kid {
+	if _, got, err := verify(k2, token); err != nil || got != kid {
 		t.Errorf("reopened Verify = %s, %v; want %s, nil", got, err, kid)
 	}
 	if files := keyFiles(t, dir); len(files) != 2 {
@@ -295,7 +295,7 @@ func TestRetiredKeyPublishedUntilSuccessorPlusMaxTTL(t *testing.T) {
 	}
 
 	// Expired but not yet pruned: still ours.
-	if _, _, err := k.Verify([]byte(oldToken)); err != nil {
+	if _, _, err := verify(k, oldToken); err != nil {
 		t.Errorf("Verify before prune: %v, want nil", err)
 	}
 	if err := k.maintain(); err != nil {
@@ -304,7 +304,7 @@ func TestRetiredKeyPublishedUntilSuccessorPlusMaxTTL(t *testing.T) {
 	if files := keyFiles(t, dir); slices.Contains(files, old+fileSuffix) || len(files) != 1 {
 		t.Errorf("files after prune = %v, want only %s", files, successor.ID)
 	}
-	if _, _, err := k.Verify([]byte(oldToken)); !errors.Is(err, ErrUnknownKey) {
+	if _, _, err := verify(k, oldToken); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Verify after prune: %v, want ErrUnknownKey", err)
 	}
 }
@@ -412,10 +412,10 @@ func TestRevoke(t *testing.T) {
 			}
 			// Verify still calls the token ours and names the kid, so the
 			// caller can see the key is revoked.
-			if p, kid, err := s.k.Verify([]byte(targetToken)); err != nil || kid != s.target || string(p) != testClaims {
+			if p, kid, err := verify(s.k, targetToken); err != nil || kid != s.target || string(p) != testClaims {
 				t.Errorf("Verify(revoked key's token) = %s, %s, %v; want payload, %s, nil", p, kid, err, s.target)
 			}
-			if _, _, err := s.k.Verify([]byte(token)); err != nil {
+			if _, _, err := verify(s.k, token); err != nil {
 				t.Errorf("Verify(token before revoke) = %v, want nil", err)
 			}
 			got := signingKey(t, s.k)
@@ -589,7 +589,7 @@ func TestReloadFollowsAnotherKeyring(t *testing.T) {
 		}
 		token, _ := mustSign(t, a)
 		clock.Advance(2 * unknownKidReloadInterval)
-		if _, kid, err := b.Verify([]byte(token)); err != nil || kid != c.ID {
+		if _, kid, err := verify(b, token); err != nil || kid != c.ID {
 			t.Errorf("b.Verify = %s, %v; want %s, nil", kid, err, c.ID)
 		}
 	})
@@ -748,7 +748,7 @@ func TestSignConcurrentWithRotation(t *testing.T) {
 	wg.Wait()
 	for _, list := range tokens {
 		for _, token := range list {
-			if _, _, err := k.Verify([]byte(token)); err != nil {
+			if _, _, err := verify(k, token); err != nil {
 				t.Errorf("Verify: %v", err)
 			}
 		}

@@ -117,7 +117,7 @@ func TestLoweredMaxTTLKeepsKeysOfLongTokens(t *testing.T) {
 				if want := s.kept && tc.published; inJWKS != want {
 					t.Errorf("at stop+%s: old key in JWKS = %v, want %v", s.at.Sub(stopped), inJWKS, want)
 				}
-				_, _, err := k.Verify([]byte(token))
+				_, _, err := verify(k, token)
 				if s.kept {
 					if err != nil {
 						t.Errorf("at stop+%s: Verify(old token) = %v, want nil", s.at.Sub(stopped), err)
@@ -306,7 +306,7 @@ func TestOldFormatKeyFileWithoutMaxTTL(t *testing.T) {
 		if slices.Contains(keyFiles(t, dir), old+fileSuffix) {
 			t.Errorf("old key kept on disk after %s", until)
 		}
-		if _, _, err := k.Verify([]byte(token)); !errors.Is(err, ErrUnknownKey) {
+		if _, _, err := verify(k, token); !errors.Is(err, ErrUnknownKey) {
 			t.Errorf("Verify after prune = %v, want ErrUnknownKey", err)
 		}
 	})

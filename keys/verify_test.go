@@ -14,6 +14,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/signet-auth/signet/token"
 )
 
 // signWith signs payload with the private key of kid in k, using exactly
@@ -118,9 +120,10 @@ func testVerifyRejectsAttacks(t *testing.T, alg string) {
 		want  error
 	}{
 		{"alg none, empty signature", compact(t, map[string]any{"alg": "none", "kid": kid, "typ": "at+jwt"}, testClaims, noSig), ErrMalformed},
-		{"alg none, some signature", compact(t, map[string]any{"alg": "none", "kid": kid, "typ": "at+jwt"}, testClaims, garbageSig), ErrBadSignature},
-		{"HS256 with public JWK as secret", compact(t, map[string]any{"alg": "HS256", "kid": kid, "typ": "at+jwt"}, testClaims, hmacSHA256(e.publicJWK)), ErrBadSignature},
-		{"HS256 with public key bytes as secret", compact(t, map[string]any{"alg": "HS256", "kid": kid, "typ": "at+jwt"}, testClaims, hmacSHA256(pubDER)), ErrBadSignature},
+		// The header policy refuses these before any key is looked at.
+		{"alg none, some signature", compact(t, map[string]any{"alg": "none", "kid": kid, "typ": "at+jwt"}, testClaims, garbageSig), ErrMalformed},
+		{"HS256 with public JWK as secret", compact(t, map[string]any{"alg": "HS256", "kid": kid, "typ": "at+jwt"}, testClaims, hmacSHA256(e.publicJWK)), ErrMalformed},
+		{"HS256 with public key bytes as secret", compact(t, map[string]any{"alg": "HS256", "kid": kid, "typ": "at+jwt"}, testClaims, hmacSHA256(pubDER)), ErrMalformed},
 		{"embedded attacker jwk", compact(t, map[string]any{"alg": "EdDSA", "kid": attackerKID, "typ": "at+jwt", "jwk": json.RawMessage(attackerPub)}, testClaims, func(in []byte) []byte { return ed25519.Sign(attackerPriv, in) }), ErrMalformed},
 		{"embedded jwk under our kid", compact(t, map[string]any{"alg": "EdDSA", "kid": kid, "typ": "at+jwt", "jwk": json.RawMessage(attackerPub)}, testClaims, func(in []byte) []byte { return ed25519.Sign(attackerPriv, in) }), ErrMalformed},
 		{"attacker key without jwk header", compact(t, map[string]any{"alg": "EdDSA", "kid": attackerKID, "typ": "at+jwt"}, testClaims, func(in []byte) []byte { return ed25519.Sign(attackerPriv, in) }), ErrUnknownKey},
@@ -134,7 +137,7 @@ func testVerifyRejectsAttacks(t *testing.T, alg string) {
 		{"wrong typ, our key", signWith(t, k, kid, map[string]any{"typ": "JWT"}, testClaims), ErrMalformed},
 		{"missing kid", compact(t, map[string]any{"alg": alg, "typ": "at+jwt"}, testClaims, garbageSig), ErrMalformed},
 		{"kid not a string", compact(t, map[string]any{"alg": alg, "kid": 7, "typ": "at+jwt"}, testClaims, garbageSig), ErrMalformed},
-		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin"}`)) + "." + parts[2], ErrBadSignature},
+		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(testClaims, `"alice"`, `"admin"`, 1))) + "." + parts[2], ErrBadSignature},
 		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(signWith(t, k, kid, map[string]any{"typ": "at+jwt"}, `{"x":1}`), ".")[2], ErrBadSignature},
 		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:40], ErrBadSignature},
 		{"padded signature", good + "==", ErrMalformed},
@@ -147,30 +150,36 @@ func testVerifyRejectsAttacks(t *testing.T, alg string) {
 		{"header not JSON", base64.RawURLEncoding.EncodeToString([]byte("nope")) + "." + parts[1] + "." + parts[2], ErrMalformed},
 		{"header JSON array", base64.RawURLEncoding.EncodeToString([]byte("[1]")) + "." + parts[1] + "." + parts[2], ErrMalformed},
 		{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, ErrMalformed},
-		{"oversized", strings.Repeat("a", maxTokenSize+1), ErrMalformed},
+		{"oversized", strings.Repeat("a", token.MaxSize+1), ErrMalformed},
+		// Claims our key signed that two readers could read differently.
+		{"duplicate jti, our key", signWith(t, k, kid, map[string]any{"typ": "at+jwt"}, strings.TrimSuffix(testClaims, "}")+`,"jti":"other"}`), ErrMalformed},
+		{"JTI case variant, our key", signWith(t, k, kid, map[string]any{"typ": "at+jwt"}, strings.TrimSuffix(testClaims, "}")+`,"JTI":"other"}`), ErrMalformed},
+		{"trailing data, our key", signWith(t, k, kid, map[string]any{"typ": "at+jwt"}, testClaims+`{"jti":"other"}`), ErrMalformed},
+		{"no exp, our key", signWith(t, k, kid, map[string]any{"typ": "at+jwt"}, `{"iss":"i","jti":"j"}`), ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, gotKID, err := k.Verify([]byte(tc.token))
+			c, err := k.Verify(tc.token)
+			p, gotKID := c.ID, c.KeyID
 			if err == nil {
 				t.Fatalf("Verify = %s, %s, nil; want %v", p, gotKID, tc.want)
 			}
 			if !errors.Is(err, tc.want) {
 				t.Errorf("Verify error = %v, want %v", err, tc.want)
 			}
-			if p != nil || gotKID != "" {
+			if p != "" || gotKID != "" {
 				t.Errorf("Verify returned payload %q kid %q with an error", p, gotKID)
 			}
 		})
 	}
 
 	t.Run("genuine token passes", func(t *testing.T) {
-		if _, got, err := k.Verify([]byte(good)); err != nil || got != kid {
+		if _, got, err := verify(k, good); err != nil || got != kid {
 			t.Errorf("Verify = %s, %v; want %s, nil", got, err, kid)
 		}
 		// typ per RFC 9068 may carry the application/ prefix.
 		tok := signWith(t, k, kid, map[string]any{"typ": "application/at+jwt"}, testClaims)
-		if _, _, err := k.Verify([]byte(tok)); err != nil {
+		if _, _, err := verify(k, tok); err != nil {
 			t.Errorf("Verify(typ application/at+jwt) = %v, want nil", err)
 		}
 	})
@@ -182,4 +191,26 @@ func otherAlg(alg string) string {
 		return "ES256"
 	}
 	return "RS256"
+}
+
+// TestSignRefusesWhatVerifiersRefuse: Sign takes only claims the strict
+// reader accepts, so no signet key ever signs an ambiguous payload.
+func TestSignRefusesWhatVerifiersRefuse(t *testing.T) {
+	k := openTest(t, t.TempDir(), newTestClock())
+	open := strings.TrimSuffix(testClaims, "}")
+	for name, payload := range map[string]string{
+		"not JSON":      "nope",
+		"array":         `["iss"]`,
+		"duplicate jti": open + `,"jti":"other"}`,
+		"JTI variant":   open + `,"JTI":"other"}`,
+		"trailing data": testClaims + ` {}`,
+		"no exp":        `{"iss":"i","jti":"j"}`,
+	} {
+		if tok, _, err := k.Sign([]byte(payload)); err == nil {
+			t.Errorf("Sign(%s): got a token %.20s…, want an error", name, tok)
+		}
+	}
+	if _, _, err := k.Sign([]byte(testClaims)); err != nil {
+		t.Errorf("Sign(testClaims): got %v, want nil", err)
+	}
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
 # when reachable), end-to-end against the real binary, fuzz seed corpora,
-# the browser test of the web UI, and the README's walkthrough run as
-# written.
+# the browser test of the web UI, the README's walkthrough run as written,
+# the gate behind real nginx and Caddy, and the interop module (interop/:
+# other JWT clients, the Kubernetes authenticator, Node.js libraries).
 #
 #   scripts/test.sh            # everything
-#   scripts/test.sh -run Foo   # extra flags go to `go test`
+#   scripts/test.sh -run Foo   # extra flags go to `go test` of the main
+#                              # module; the interop module is then left out
 #
 # PostgreSQL: uses $SIGNET_TEST_POSTGRES_DSN, else the local server at
 # 127.0.0.1:5432 (user postgres, trust auth), started when it is installed
@@ -62,7 +64,37 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+# The gate's proxies (nginx, Caddy): the same rule as the browser.
+if ! scripts/gate-e2e/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install nginx and caddy for the gate's tests"
+    exit 1
+  fi
+  log "nginx or caddy missing: TestGateNginx and TestGateCaddy will be skipped"
+fi
+
+# The interop test's Node.js clients (jose, jsonwebtoken, jwks-rsa): the
+# same rule.
+if ! interop/node/setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install the interop test's Node.js clients"
+    exit 1
+  fi
+  log "interop Node.js clients missing: TestNode will be skipped"
+fi
+
 log "go vet"
 go vet ./...
 log "go test"
 go test -count=1 -timeout 15m "$@" ./...
+
+# interop/ is a module of its own (go-oidc, jwx, golang-jwt, the Kubernetes
+# API server's authenticator, and node:test with jose and jsonwebtoken),
+# kept out of signet's go.mod. It runs after the main suite, alone: its
+# first build compiles k8s.io/apiserver, the heaviest part of the run.
+if [ "$#" -eq 0 ]; then
+  log "interop: go vet and go test (real clients against the real binary)"
+  start=$(date +%s)
+  (cd interop && go vet ./... && go test -count=1 -timeout 15m ./...)
+  log "interop: done in $(( $(date +%s) - start ))s"
+fi

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/signet-auth/signet/token"
 )
 
 // Errors returned (wrapped, with detail) by Verify; test them with
@@ -57,16 +59,5 @@ func (e *ExpiredError) Error() string {
 // Is makes errors.Is(err, ErrExpired) hold.
 func (e *ExpiredError) Is(target error) bool { return target == ErrExpired }
 
-// malformed wraps ErrMalformed with a reason.
-func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
-}
-
 // clip shortens attacker-controlled text before it goes into an error.
-func clip(s string) string {
-	const n = 40
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
+func clip(s string) string { return token.Clip(s) }

@@ -18,11 +18,21 @@
 // entries synced since the snapshot, or one GET /revocations/{id}) before a
 // token is refused, so a false positive never locks out a valid token.
 //
-// Verify accepts only EdDSA (Ed25519), ES256 and RS256, and only the
-// algorithm of the key the token names; alg "none", HMAC, the jku, x5u,
-// jwk and x5c header parameters and any crit entry are refused, and typ
-// must be at+jwt. Tokens seen before are answered from a bounded cache;
-// a revocation synced since is still honoured on the very next call.
+// Tokens are read by the token package, the one parser the issuer uses
+// too: only EdDSA (Ed25519), ES256 and RS256, and only the algorithm of
+// the key the token names; alg "none", HMAC, the jku, x5u, jwk, x5c and
+// b64 header parameters and any crit entry are refused, typ must be
+// at+jwt, and claims with a duplicate member name, a case variant of a
+// claim name or anything after the JSON object are malformed. Tokens seen
+// before are answered from a bounded cache; a revocation synced since is
+// still honoured on the very next call.
+//
+// The package is split by job: verifier.go (New, Verify and its checks),
+// keyset.go (the key source: the KeySet interface and the default JWKS
+// key set with its own lock and rate-limited, shared refresh),
+// revstate.go (the revocation state), sync.go (the syncer), cache.go (the
+// verified-token cache) and errors.go. Config.KeySet plugs in another key
+// source.
 //
 // While the issuer is unreachable the verifier keeps the last good keys
 // and list. Once the list has not been synced for Config.MaxStaleness,
@@ -33,8 +43,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/signet-auth/signet/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,6 +53,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/signet-auth/signet/revocation"
+	"github.com/signet-auth/signet/token"
 )
 
 // Defaults applied to zero Config fields.
@@ -89,7 +102,14 @@ type Config struct {
 	FailOpen bool
 	// HTTPClient makes every request to the issuer (default: a client
 	// with a 10s timeout). The event stream uses its Transport without
-	// the Timeout.
+	// the Timeout. Set it to trust an issuer whose certificate comes from
+	// a private CA:
+	//
+	//	pool := x509.NewCertPool()
+	//	pool.AppendCertsFromPEM(caPEM)
+	//	tr := http.DefaultTransport.(*http.Transport).Clone()
+	//	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	//	cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	HTTPClient *http.Client
 	// Now returns the current time (default time.Now); tests inject it.
 	Now func() time.Time
@@ -113,6 +133,12 @@ type Config struct {
 	// Logger receives warnings about sync problems (default
 	// slog.Default()). Token values are never logged.
 	Logger *slog.Logger
+	// KeySet checks signatures instead of the issuer's JWKS (default: the
+	// jwks_uri of the issuer's metadata, refreshed as JWKSRefreshInterval
+	// and MinRefreshInterval say). A custom set refreshes itself; tokens
+	// answered from the cache are not re-checked against it, and a kid the
+	// revocation list withdraws is refused whatever it says.
+	KeySet KeySet
 }
 
 func (c Config) withDefaults() Config {
@@ -165,9 +191,10 @@ type Verifier struct {
 	stream    *http.Client
 	log       *slog.Logger
 
-	keysMu    sync.Mutex // serializes key set writers
-	keys      atomic.Pointer[keySet]
-	refresher keyRefresher
+	// keySet checks signatures: Config.KeySet, or jwks.
+	keySet KeySet
+	// jwks is the default key set (keyset.go); nil with Config.KeySet.
+	jwks *jwksKeySet
 
 	rev revState
 	// gen changes whenever keys or the revocation list change; a cache
@@ -220,7 +247,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		rev:        newRevState(),
 		confirming: map[string]*confirmCall{},
 	}
-	v.keys.Store(&keySet{keys: map[string]*publicKey{}})
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -242,10 +268,16 @@ func (v *Verifier) start(ctx context.Context, issuer *url.URL) error {
 	}
 	v.jwksURL, v.listURL = md.JWKSURI, md.RevocationListURI
 	v.eventsURL, v.entryURL = md.RevocationEventsURI, md.RevocationEntryURI
-	// The initial load does not count against MinRefreshInterval: a key
-	// rotated right after start is still picked up.
-	if err := v.loadKeys(ctx); err != nil {
-		return err
+	if v.cfg.KeySet != nil {
+		v.keySet = v.cfg.KeySet
+	} else {
+		// The initial load does not count against MinRefreshInterval: a key
+		// rotated right after start is still picked up.
+		v.jwks = newJWKSKeySet(v, md.JWKSURI)
+		v.keySet = v.jwks
+		if err := v.jwks.load(ctx); err != nil {
+			return err
+		}
 	}
 	return v.loadSnapshot(ctx, true)
 }
@@ -312,33 +344,25 @@ func (v *Verifier) Close() {
 	})
 }
 
-// Verify checks token and returns its claims. The checks, cheapest first:
-// shape and header (alg, typ, forbidden parameters), exp/nbf/iat with
-// leeway, iss, aud, list staleness, then the key (refreshing the key set
-// for an unknown kid, rate-limited), the signature, and the revocation
-// list. Errors wrap the package's sentinel errors.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+// Verify checks tok and returns its claims. The checks, cheapest first:
+// shape, header and claims (token.Parse: size, alg, typ, forbidden header
+// parameters, strict JSON), exp/nbf/iat with leeway, iss, aud, list
+// staleness, then the signature through the KeySet (the default one
+// refreshes for an unknown kid, rate-limited), and the revocation list.
+// Errors wrap the package's sentinel errors.
+func (v *Verifier) Verify(ctx context.Context, tok string) (*Claims, error) {
 	now := v.cfg.Now()
 	if v.cache != nil {
-		if e := v.cache.get(token); e != nil {
+		if e := v.cache.get(tok); e != nil {
 			return v.verifyCached(ctx, e, now)
 		}
 	}
-	var p parsedToken
-	defer p.release()
-	if err := parseToken(token, &p); err != nil {
-		return nil, err
+	t, err := token.Parse(tok)
+	if err != nil {
+		return nil, parseError(err)
 	}
-	switch p.hdr.alg {
-	case algEdDSA, algES256, algRS256:
-	default:
-		return nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, clip(p.hdr.alg))
-	}
-	if p.hdr.kid == "" {
-		return nil, malformed("header has no kid")
-	}
-	c := &p.claims
-	c.KeyID = p.hdr.kid
+	defer t.Release()
+	c := &t.Claims
 	if err := v.checkTimes(c, now); err != nil {
 		return nil, err
 	}
@@ -352,26 +376,43 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, err
 	}
 	gen := v.gen.Load()
-	k, err := v.lookupKey(ctx, p.hdr.kid)
-	if err != nil {
-		return nil, err
-	}
-	if k.alg != p.hdr.alg {
-		return nil, fmt.Errorf("%w: alg %q, but key %q is %s", ErrAlgorithm, clip(p.hdr.alg), clip(k.kid), k.alg)
-	}
-	if !k.verify(p.input, p.sig) {
-		return nil, ErrBadSignature
+	if err := v.keySet.VerifySignature(ctx, t); err != nil {
+		return nil, v.signatureError(c.KeyID, err)
 	}
 	if err := v.checkRevoked(ctx, c); err != nil {
 		return nil, err
 	}
-	claims := p.claims // escapes to the heap once, owned by the cache
+	claims := t.Claims // escapes to the heap once, owned by the cache
 	if v.cache != nil {
 		e := &cacheEntry{claims: &claims}
 		e.gen.Store(gen)
-		v.cache.put(token, e)
+		v.cache.put(tok, e)
 	}
-	return claims.clone(), nil
+	return cloneClaims(&claims), nil
+}
+
+// parseError puts a token.Parse refusal under the verifier's errors.
+func parseError(err error) error {
+	var te *token.Error
+	if errors.As(err, &te) {
+		if te.Err == token.ErrAlgorithm {
+			return fmt.Errorf("%w: %s", ErrAlgorithm, te.Reason)
+		}
+		return fmt.Errorf("%w: %s", ErrMalformed, te.Reason)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// signatureError classifies a KeySet's refusal: an unknown kid that the
+// revocation list withdrew is a revoked token.
+func (v *Verifier) signatureError(kid string, err error) error {
+	switch {
+	case errors.Is(err, ErrUnknownKey) && v.withdrawn(kid):
+		return fmt.Errorf("%w: its signing key %q was withdrawn", ErrRevoked, clip(kid))
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrAlgorithm), errors.Is(err, ErrBadSignature):
+		return err
+	}
+	return fmt.Errorf("verifier: key set: %w", err)
 }
 
 // verifyCached re-checks a cached token: time, staleness and, when keys or
@@ -385,7 +426,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 		return nil, err
 	}
 	if gen := v.gen.Load(); e.gen.Load() != gen {
-		if v.keys.Load().keys[c.KeyID] == nil && !v.withdrawn(c.KeyID) {
+		if v.jwks != nil && !v.jwks.has(c.KeyID) && !v.withdrawn(c.KeyID) {
 			return nil, fmt.Errorf("%w: kid %q left the issuer's key set", ErrUnknownKey, clip(c.KeyID))
 		}
 		if err := v.checkRevoked(ctx, c); err != nil {
@@ -393,7 +434,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry, now time.Tim
 		}
 		e.gen.Store(gen)
 	}
-	return c.clone(), nil
+	return cloneClaims(c), nil
 }
 
 func (v *Verifier) withdrawn(kid string) bool {

@@ -372,8 +372,8 @@ func TestContractTokenWire(t *testing.T) {
 		yaml string   // appended to the base config
 		env  []string // extra environment
 	}{
-		{"EdDSA", "", nil},
-		{"ES256", "", []string{"SIGNET_KEYS_ALGORITHM=ES256"}},
+		{"ES256", "", nil}, // the default
+		{"EdDSA", "", []string{"SIGNET_KEYS_ALGORITHM=EdDSA"}},
 		{"RS256", "RS256", nil},
 	}
 	for _, a := range algs {
@@ -425,7 +425,7 @@ func TestContractTokenWire(t *testing.T) {
 					t.Errorf("claim %s: got %v, want %v", k, cl[k], want)
 				}
 			}
-			if a.alg == "EdDSA" { // the environment that configures an audience
+			if a.alg == "ES256" { // the environment that configures an audience
 				if aud, _ := cl["aud"].([]any); len(aud) != 1 || aud[0] != "api.example.com" {
 					t.Errorf("aud: got %v, want [api.example.com]", cl["aud"])
 				}
@@ -480,8 +480,8 @@ func TestContractTokenWire(t *testing.T) {
 	}
 }
 
-// newEnvForAlg starts an issuer for TestContractTokenWire: the EdDSA one
-// with an audience, the others without.
+// newEnvForAlg starts an issuer for TestContractTokenWire: the default
+// (ES256) one with an audience, the others without.
 func newEnvForAlg(tb testing.TB, alg string, extraEnv []string) *env {
 	tb.Helper()
 	yaml := ctBaseYAML

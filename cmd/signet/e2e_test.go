@@ -313,7 +313,7 @@ func TestEndToEndWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := hdr.Signatures()[0].ProtectedHeaders()
-	if h.Algorithm().String() != "EdDSA" || h.Type() != "at+jwt" || h.KeyID() == "" {
+	if h.Algorithm().String() != "ES256" || h.Type() != "at+jwt" || h.KeyID() == "" {
 		t.Fatalf("header: alg %s typ %s kid %q", h.Algorithm(), h.Type(), h.KeyID())
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 )
 
 // TestRegenerateGraceEndToEnd: the real binary, a real verifier following
-// it. A token regenerated with a grace period of a few seconds keeps
+// it, and `signet gate`. A token regenerated with a grace period of a few seconds keeps
 // verifying, offline and at the issuer, until previous_valid_until, and is
 // refused everywhere within a second after it, without a new revocation
 // entry at that moment: the verifier enforces the entry's valid_until on
@@ -38,6 +39,23 @@ func TestRegenerateGraceEndToEnd(t *testing.T) {
 	defer v.Close()
 	if _, err := v.Verify(ctx, oldValue); err != nil {
 		t.Fatalf("Verify before the regenerate: %v", err)
+	}
+	g := startGateProc(t, e)
+	gate := func(value string) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/auth", nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if st, err := gate(oldValue); st != 200 {
+		t.Fatalf("gate before the regenerate: %d, %v; want 200", st, err)
 	}
 
 	// Over the maximum: refused, naming the field; nothing changes.
@@ -83,6 +101,18 @@ func TestRegenerateGraceEndToEnd(t *testing.T) {
 				return true, nil
 			}
 			return false, err
+		}},
+		{"gate", func() (bool, error) {
+			switch st, err := gate(oldValue); {
+			case err != nil:
+				return false, err
+			case st == 200:
+				return false, nil
+			case st == 401:
+				return true, nil
+			default:
+				return false, fmt.Errorf("gate: status %d", st)
+			}
 		}},
 		{"introspection", func() (bool, error) {
 			r, err := e.trySend(ctReq{method: "POST", path: "/introspect", user: "root", pass: pass, ctype: ctForm, body: form("token", oldValue)})
@@ -142,6 +172,9 @@ func TestRegenerateGraceEndToEnd(t *testing.T) {
 	}
 	if _, err := v.Verify(ctx, newValue); err != nil {
 		t.Errorf("Verify of the new value: %v", err)
+	}
+	if st, err := gate(newValue); st != 200 {
+		t.Errorf("gate with the new value: %d, %v; want 200", st, err)
 	}
 	m := e.do("GET", "/tokens/"+oldID, "root", pass, "").json(t)
 	if m["revoked"] != true || m["revoked_at"] != until.Format(time.RFC3339) {

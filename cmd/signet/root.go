@@ -66,7 +66,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "config file (default ./config.yaml when present)")
 	c.root = root
-	root.AddCommand(c.serveCommand(), c.userCommand(), c.keysCommand(), c.tokenCommand(), c.verifyCommand(), c.versionCommand())
+	root.AddCommand(c.serveCommand(), c.userCommand(), c.keysCommand(), c.tokenCommand(), c.verifyCommand(), c.versionCommand(), c.gateCommand())
 	return root
 }
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 	"github.com/signet-auth/signet/store"
 	"github.com/signet-auth/signet/store/postgres"
 	"github.com/signet-auth/signet/store/sqlite"
+	"github.com/signet-auth/signet/tlsfiles"
 )
 
 func (c *cli) serveCommand() *cobra.Command {
@@ -75,6 +78,15 @@ type Main struct {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.errc = make(chan error, 1)
+	// The certificate first: a pair that does not load stops the start
+	// before the store or the keys are touched.
+	var tlsPair *tlsfiles.Pair
+	if cfg.Server.TLSCertFile != "" {
+		var err error
+		if tlsPair, err = loadTLS(cfg.Server, m.Logger); err != nil {
+			return err
+		}
+	}
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
@@ -93,6 +105,13 @@ func (m *Main) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	if tlsPair != nil {
+		ln = tls.NewListener(ln, tlsPair.TLSConfig())
+		if strings.HasPrefix(cfg.Server.PublicURL, "http://") {
+			m.Logger.Warn("server.tls_cert_file is set but server.public_url is http://: tokens and discovery name a URL this listener does not serve",
+				"public_url", cfg.Server.PublicURL)
+		}
 	}
 	m.listener = ln
 
@@ -117,14 +136,14 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	// The algorithm of the key that signs now, which is what verifiers
-	// see: keys.algorithm only applies to keys generated from now on.
+	// see until a key of keys.algorithm takes over.
 	signing := signingKey(kr.List())
-	m.Logger.Info("signet issuer listening", "addr", ln.Addr().String(), "issuer", cfg.Server.PublicURL,
+	m.Logger.Info("signet issuer listening", "addr", ln.Addr().String(), "tls", tlsPair != nil, "issuer", cfg.Server.PublicURL,
 		"store", cfg.Store.Driver, "algorithm", signing.Algorithm, "kid", signing.ID)
 	if signing.Algorithm != "" && signing.Algorithm != cfg.Keys.Algorithm {
-		m.Logger.Warn("the signing key's algorithm differs from keys.algorithm, which applies to keys generated from now on; "+
-			"run `signet keys rotate` to sign with "+cfg.Keys.Algorithm+" after keys.publish_delay",
-			"signing_algorithm", signing.Algorithm, "keys.algorithm", cfg.Keys.Algorithm)
+		m.Logger.Info("the signing key's algorithm differs from keys.algorithm: unless a "+cfg.Keys.Algorithm+
+			" key is already due, one is published now and signs after keys.publish_delay",
+			"signing_algorithm", signing.Algorithm, "keys.algorithm", cfg.Keys.Algorithm, "publish_delay", cfg.Keys.PublishDelay)
 	}
 	if users, err := st.ListUsers(ctx, ""); err == nil && len(users) == 0 {
 		m.Logger.Warn("no users yet; add the first one with: echo 'a-long-password' | signet user add alice --org acme --role admin --email alice@example.com --password-stdin")
@@ -169,6 +188,19 @@ func (m *Main) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loadTLS loads server.tls_cert_file and server.tls_key_file, naming the
+// key whose file is at fault.
+func loadTLS(cfg config.Server, log *slog.Logger) (*tlsfiles.Pair, error) {
+	pair, err := tlsfiles.Load(cfg.TLSCertFile, cfg.TLSKeyFile, log)
+	switch {
+	case errors.Is(err, tlsfiles.ErrCertFile):
+		return nil, fmt.Errorf("config: server.tls_cert_file: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("config: server.tls_key_file: %w", err)
+	}
+	return pair, nil
 }
 
 // openStore opens the configured backend.

@@ -26,13 +26,14 @@ type tokenClient struct {
 }
 
 func (c *cli) tokenCommand() *cobra.Command {
-	var urlFlag, user string
+	var urlFlag, user, caFile string
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Manage tokens through a running issuer (password on stdin or SIGNET_PASSWORD)",
 	}
 	cmd.PersistentFlags().StringVar(&urlFlag, "url", "", "issuer URL (default: SIGNET_URL, else server.public_url)")
 	cmd.PersistentFlags().StringVar(&user, "user", "", "username (default: SIGNET_USER)")
+	cmd.PersistentFlags().StringVar(&caFile, "ca-file", caFileDefault(), "PEM file of CA certificates to trust for an https issuer, besides the system's (default: SIGNET_CA_FILE)")
 	client := func(cmd *cobra.Command) (*tokenClient, error) {
 		base, err := c.issuerURL(cmd, urlFlag, "--url")
 		if err != nil {
@@ -51,7 +52,11 @@ func (c *cli) tokenCommand() *cobra.Command {
 				return nil, fmt.Errorf("%w (pipe it on stdin or set SIGNET_PASSWORD)", err)
 			}
 		}
-		return &tokenClient{base: base, user: name, password: pw, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		hc, err := httpClient(caFile, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return &tokenClient{base: base, user: name, password: pw, http: hc}, nil
 	}
 
 	var name, description, typ, scopes, preset, expiresIn, expiresAt string

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +15,7 @@ import (
 )
 
 func (c *cli) verifyCommand() *cobra.Command {
-	var issuerURL, audience string
+	var issuerURL, audience, caFile string
 	cmd := &cobra.Command{
 		Use:   "verify [--issuer URL] TOKEN|-",
 		Short: "Verify a token offline with the verifier package; exit 0 when valid (claims as JSON on stdout), 1 when not (the reason on stderr)",
@@ -35,7 +36,11 @@ func (c *cli) verifyCommand() *cobra.Command {
 				}
 				tok = strings.TrimSpace(string(b))
 			}
-			v, err := verifier.New(cmd.Context(), verifier.Config{IssuerURL: base, Audience: audience})
+			hc, err := httpClient(caFile, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			v, err := verifier.New(cmd.Context(), verifier.Config{IssuerURL: base, Audience: audience, HTTPClient: hc})
 			if err != nil {
 				return err
 			}
@@ -74,6 +79,7 @@ func (c *cli) verifyCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&issuerURL, "issuer", "", "issuer URL (default: SIGNET_URL, else server.public_url)")
 	cmd.Flags().StringVar(&audience, "audience", "", "require this audience")
+	cmd.Flags().StringVar(&caFile, "ca-file", caFileDefault(), "PEM file of CA certificates to trust for an https issuer, besides the system's (default: SIGNET_CA_FILE)")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
-package verifier
+package token
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -9,22 +10,37 @@ import (
 	"unicode/utf8"
 )
 
-// A small, strict decoder for the flat JSON objects in a JWS header and
-// JWT claims. encoding/json would do, but it costs a good part of the
-// verifier's time budget (reflection), and it matches member names
-// case-insensitively ({"ALG":"none"} fills Alg), which invites parser
-// differentials in security-relevant headers. This decoder matches names
-// exactly, rejects duplicate known members, invalid UTF-8 and trailing
-// data, and skips unknown members of any shape up to a bounded depth.
+// A small, strict decoder for the JSON objects of a JOSE header and JWT
+// claims. encoding/json would do, but it matches member names
+// case-insensitively ({"JTI":"x"} fills a field tagged jti), lets the last
+// of two duplicate members win and, through a Decoder, ignores what follows
+// the value: three ways for two readers of the same signed bytes to
+// disagree. It also costs a good part of the verifier's time budget
+// (reflection). This decoder
+//
+//   - matches member names exactly,
+//   - refuses a member name that appears twice in any object, at any depth
+//     (names compared after unescaping, so "\u006a\u0074\u0069" is "jti"),
+//   - refuses invalid UTF-8, lone surrogates, control characters and
+//     anything after the top-level object,
+//   - skips unknown members of any shape, up to maxJSONDepth levels.
 
+// errJSON is the scanner's one error; callers turn it into a reason.
 var errJSON = errors.New("invalid JSON")
 
+// errDuplicate is a member name seen twice in one object.
+var errDuplicate = errors.New("duplicate member")
+
 const maxJSONDepth = 32
+
+// seenInline is how many member names of one object are tracked without
+// allocating; objects with more members spill to the heap.
+const seenInline = 8
 
 type jsonScanner struct {
 	b   []byte
 	i   int
-	tmp []byte // scratch for keys with escapes
+	tmp []byte // scratch for names with escapes
 }
 
 func (s *jsonScanner) ws() {
@@ -47,18 +63,42 @@ func (s *jsonScanner) eat(c byte) bool {
 	return false
 }
 
+// addName appends name to the member names of one object, or reports
+// errDuplicate when it is there already. Callers start from a slice of a
+// local array of seenInline entries, so objects of up to that many names
+// cost no allocation (a pointer from a struct to its own array would send
+// the struct to the heap). Names without escapes are sub-slices of the
+// input; escaped ones are copied, since the scratch space they were
+// decoded into is reused.
+func addName(names [][]byte, name []byte, escaped bool) ([][]byte, error) {
+	for _, m := range names {
+		if bytes.Equal(m, name) {
+			return names, errDuplicate
+		}
+	}
+	if escaped {
+		name = bytes.Clone(name)
+	}
+	return append(names, name), nil
+}
+
 // object calls member for each member of the top-level object; member
-// must consume the value (with one of the value methods or skip).
-func (s *jsonScanner) object(member func(key []byte) error) error {
+// must consume the value (with one of the value methods or skip) and
+// returns known=false for names it does not know, which are then checked
+// for repeats here (known members are the callers' to check: they keep a
+// bit set, which is cheaper). Nothing may follow the object.
+func (s *jsonScanner) object(member func(key []byte) (known bool, err error)) error {
 	if !s.eat('{') {
 		return errJSON
 	}
 	if s.eat('}') {
 		return s.end()
 	}
+	var inline [seenInline][]byte
+	unknown := inline[:0]
 	for {
 		s.ws()
-		key, err := s.rawString(true)
+		key, escaped, err := s.rawString(true)
 		if err != nil {
 			return err
 		}
@@ -66,8 +106,17 @@ func (s *jsonScanner) object(member func(key []byte) error) error {
 			return errJSON
 		}
 		s.ws()
-		if err := member(key); err != nil {
+		known, err := member(key)
+		if err != nil {
 			return err
+		}
+		if !known {
+			// An escaped key lives in s.tmp, which only the next
+			// top-level name overwrites (values and nested names are
+			// decoded into fresh slices); add copies it.
+			if unknown, err = addName(unknown, key, escaped); err != nil {
+				return err
+			}
 		}
 		if s.eat(',') {
 			continue
@@ -87,12 +136,12 @@ func (s *jsonScanner) end() error {
 	return nil
 }
 
-// rawString reads a string and returns its decoded bytes. Without escapes
-// it returns a sub-slice of the input (no copy); with escapes it decodes
-// into scratch space (key) or a fresh slice.
-func (s *jsonScanner) rawString(key bool) ([]byte, error) {
+// rawString reads a string and returns its decoded bytes and whether it
+// had escapes. Without escapes it returns a sub-slice of the input (no
+// copy); with escapes it decodes into scratch space (key) or a fresh slice.
+func (s *jsonScanner) rawString(key bool) ([]byte, bool, error) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return nil, errJSON
+		return nil, false, errJSON
 	}
 	s.i++
 	start := s.i
@@ -103,17 +152,18 @@ func (s *jsonScanner) rawString(key bool) ([]byte, error) {
 			out := s.b[start:s.i]
 			s.i++
 			if !utf8.Valid(out) {
-				return nil, errJSON
+				return nil, false, errJSON
 			}
-			return out, nil
+			return out, false, nil
 		case c == '\\':
-			return s.escapedString(start, key)
+			out, err := s.escapedString(start, key)
+			return out, true, err
 		case c < 0x20:
-			return nil, errJSON
+			return nil, false, errJSON
 		}
 		s.i++
 	}
-	return nil, errJSON
+	return nil, false, errJSON
 }
 
 func (s *jsonScanner) escapedString(start int, key bool) ([]byte, error) {
@@ -208,11 +258,18 @@ func (s *jsonScanner) hex4() (rune, bool) {
 
 // str reads a string value.
 func (s *jsonScanner) str() (string, error) {
-	b, err := s.rawString(false)
+	b, _, err := s.rawString(false)
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// bytesValue reads a string value without copying when it has no escapes;
+// the result is valid until the input changes.
+func (s *jsonScanner) bytesValue() ([]byte, error) {
+	b, _, err := s.rawString(false)
+	return b, err
 }
 
 // strOrStrings reads a string or an array of strings (the aud claim).
@@ -261,7 +318,7 @@ func (s *jsonScanner) numericDate() (time.Time, error) {
 	}
 	num := s.b[start:s.i]
 	// Fast path: a plain integer, which is what signet issues.
-	if len(num) <= 15 {
+	if len(num) <= 11 {
 		var n int64
 		plain := true
 		for _, c := range num {
@@ -271,7 +328,7 @@ func (s *jsonScanner) numericDate() (time.Time, error) {
 			}
 			n = n*10 + int64(c-'0')
 		}
-		if plain {
+		if plain && n <= maxNumericDate {
 			return time.Unix(n, 0), nil
 		}
 	}
@@ -326,7 +383,8 @@ func (s *jsonScanner) digits() bool {
 	return s.i > start
 }
 
-// skip consumes any value.
+// skip consumes any value; objects inside it are held to the same rule of
+// unique member names.
 func (s *jsonScanner) skip(depth int) error {
 	if depth > maxJSONDepth {
 		return errJSON
@@ -337,16 +395,24 @@ func (s *jsonScanner) skip(depth int) error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, err := s.rawString(false)
+		_, _, err := s.rawString(false)
 		return err
 	case c == '{':
 		s.i++
 		if s.eat('}') {
 			return nil
 		}
+		var inline [seenInline][]byte
+		names := inline[:0]
 		for {
 			s.ws()
-			if _, err := s.rawString(false); err != nil {
+			// Names here are read as values (fresh slice when escaped),
+			// so a deeper object cannot overwrite them.
+			name, _, err := s.rawString(false)
+			if err != nil {
+				return err
+			}
+			if names, err = addName(names, name, false); err != nil {
 				return err
 			}
 			if !s.eat(':') {
