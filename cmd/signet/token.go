@@ -218,6 +218,8 @@ type listedToken struct {
 	ExpiresAt string   `json:"expires_at"`
 	Revoked   bool     `json:"revoked"`
 	Expired   bool     `json:"expired"`
+	// ValidUntil is the end of a regenerated token's grace period.
+	ValidUntil string `json:"valid_until"`
 }
 
 // printTokenTable writes tokens as an aligned table for a person: id,
@@ -249,6 +251,11 @@ func printTokenTable(w io.Writer, tokens []listedToken, now time.Time) error {
 			status = "revoked"
 		case t.Expired || (err == nil && !exp.After(now)):
 			status = "expired"
+		case t.ValidUntil != "":
+			// The old value of a token regenerated with a grace period.
+			if until, err := time.Parse(time.RFC3339, t.ValidUntil); err == nil {
+				status = "active until " + until.UTC().Format("2006-01-02 15:04:05 UTC")
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.TokenID, oneLine(name), t.Type, owner, oneLine(scopes), expires, status)
 	}
