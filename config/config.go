@@ -5,9 +5,17 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,6 +100,11 @@ type Revocation struct {
 	PollInterval      time.Duration `mapstructure:"poll_interval"`
 	MaxDelta          int           `mapstructure:"max_delta"`
 	KeepAlive         time.Duration `mapstructure:"keep_alive"`
+	// MaxStreams bounds the open event streams (GET /revocations/events).
+	MaxStreams int `mapstructure:"max_streams"`
+	// MaxStreamsPerClient bounds those of one client address (an IPv6
+	// address counts for its /64); 0: no per-client bound.
+	MaxStreamsPerClient int `mapstructure:"max_streams_per_client"`
 }
 
 // Security configures password handling and brute-force limits.
@@ -142,7 +155,7 @@ func Default() Config {
 		},
 		Store: Store{Driver: "sqlite", DSN: "data/signet.db"},
 		Keys: Keys{
-			Dir:          "keys",
+			Dir:          "data/keys",
 			Algorithm:    "ES256",
 			PublishDelay: 10 * time.Minute,
 		},
@@ -156,10 +169,12 @@ func Default() Config {
 			PruneAfter:         30 * 24 * time.Hour,
 		},
 		Revocation: Revocation{
-			FalsePositiveRate: 1e-6,
-			PollInterval:      250 * time.Millisecond,
-			MaxDelta:          10000,
-			KeepAlive:         15 * time.Second,
+			FalsePositiveRate:   1e-6,
+			PollInterval:        250 * time.Millisecond,
+			MaxDelta:            10000,
+			KeepAlive:           15 * time.Second,
+			MaxStreams:          10000,
+			MaxStreamsPerClient: 1000,
 		},
 		Security: Security{
 			BcryptCost:        10,
@@ -178,34 +193,48 @@ func Default() Config {
 	}
 }
 
-// Load reads the configuration: defaults, then the file at path (skipped
-// when path is empty and ./config.yaml does not exist), then SIGNET_*
-// environment variables (SIGNET_SERVER_LISTEN for server.listen), then the
-// flags in fs that were set explicitly (flag "listen" → server.listen is the
-// caller's binding via BindFlag). The result is validated.
-func Load(path string, fs *pflag.FlagSet, bindings map[string]string) (Config, error) {
+// Load reads the configuration: defaults, then the YAML file at path
+// (./config.yaml when path is empty, skipped when that does not exist),
+// then SIGNET_* environment variables (SIGNET_SERVER_LISTEN for
+// server.listen), then the flags in fs that were set explicitly (bindings
+// maps a key to its flag: "server.listen" → "listen").
+//
+// It is strict: an unknown key anywhere in the file, a value of the wrong
+// kind, a duration without a unit, a SIGNET_ variable that starts like a
+// section but names no key, or a value outside its sensible range is an
+// error (an *Error, or several joined) naming the key and where it was set
+// (the file and line, the variable or the flag). A YAML syntax error names
+// its line. Each of checks then runs on the result, for rules the
+// packages that use a setting own (an *Error it returns is located the same
+// way). Load itself creates nothing.
+func Load(path string, fs *pflag.FlagSet, bindings map[string]string, checks ...func(Config) error) (Config, error) {
+	file, data, err := readFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	var lines map[string]int
+	if data != nil {
+		if lines, err = checkFile(file, data); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := checkEnv(os.Environ()); err != nil {
+		return Config{}, err
+	}
+
 	v := viper.New()
 	def := Default()
 	setDefaults(v, def)
 	v.SetEnvPrefix("SIGNET")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	if path != "" {
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
-		}
-	} else {
-		v.SetConfigName("config")
+	if data != nil {
 		v.SetConfigType("yaml")
-		v.AddConfigPath(".")
-		if err := v.ReadInConfig(); err != nil {
-			var nf viper.ConfigFileNotFoundError
-			if !errors.As(err, &nf) {
-				return Config{}, fmt.Errorf("config: read config.yaml: %w", err)
-			}
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", file, err)
 		}
 	}
+	flagOf := map[string]string{}
 	for key, flag := range bindings {
 		if fs == nil {
 			break
@@ -214,6 +243,7 @@ func Load(path string, fs *pflag.FlagSet, bindings map[string]string) (Config, e
 			if err := v.BindPFlag(key, f); err != nil {
 				return Config{}, fmt.Errorf("config: bind flag %s: %w", flag, err)
 			}
+			flagOf[key] = flag
 		}
 	}
 	var c Config
@@ -237,10 +267,67 @@ func Load(path string, fs *pflag.FlagSet, bindings map[string]string) (Config, e
 	if !explicit(v, "tokens.user_token_ttl") && c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
 		c.Tokens.UserTokenTTL = c.Tokens.MaxTTL
 	}
-	if err := c.Validate(); err != nil {
+	err = c.Validate()
+	for _, check := range checks {
+		if err != nil {
+			break
+		}
+		err = check(c)
+	}
+	if err != nil {
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			if ce, ok := e.(*Error); ok && ce.Where == "" {
+				ce.Where = where(ce.Key, file, lines, flagOf)
+			}
+		}
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// readFile reads the configuration file: path, or ./config.yaml when path
+// is empty (nil data when that does not exist). It returns the name to use
+// in messages.
+func readFile(path string) (string, []byte, error) {
+	name := path
+	if name == "" {
+		name = "config.yaml"
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		if path == "" && errors.Is(err, fs.ErrNotExist) {
+			return name, nil, nil
+		}
+		return name, nil, fmt.Errorf("config: read %s: %w", name, err)
+	}
+	return name, data, nil
+}
+
+// where says where the value of key came from: a flag, the environment or
+// a line of the file; "" for a built-in default. A key inside a list or
+// map is looked up as itself or its closest enclosing key.
+func where(key, file string, lines map[string]int, flagOf map[string]string) string {
+	for k := key; k != ""; {
+		if flag, ok := flagOf[k]; ok {
+			return "flag --" + flag
+		}
+		if _, ok := os.LookupEnv(envName(k)); ok {
+			return "environment variable " + envName(k)
+		}
+		if line, ok := lines[k]; ok {
+			return fmt.Sprintf("%s line %d", file, line)
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return ""
 }
 
 // explicit reports whether key was given in the file, the environment or a
@@ -249,142 +336,205 @@ func explicit(v *viper.Viper, key string) bool {
 	if v.InConfig(key) {
 		return true
 	}
-	if _, ok := os.LookupEnv("SIGNET_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))); ok {
+	if _, ok := os.LookupEnv(envName(key)); ok {
 		return true
 	}
 	return false
 }
 
-// setDefaults registers every scalar key so that environment variables are
-// seen by Unmarshal even when the file does not mention the key.
+// setDefaults registers every key that holds a value or a list (all but
+// sections and the roles and presets maps) so that environment variables
+// are seen by Unmarshal even when the file does not mention the key.
 func setDefaults(v *viper.Viper, d Config) {
-	v.SetDefault("server.listen", d.Server.Listen)
-	v.SetDefault("server.public_url", d.Server.PublicURL)
-	v.SetDefault("server.read_timeout", d.Server.ReadTimeout)
-	v.SetDefault("server.write_timeout", d.Server.WriteTimeout)
-	v.SetDefault("server.idle_timeout", d.Server.IdleTimeout)
-	v.SetDefault("server.body_limit", d.Server.BodyLimit)
-	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
-	v.SetDefault("server.trusted_proxies", d.Server.TrustedProxies)
-	v.SetDefault("server.tls_cert_file", d.Server.TLSCertFile)
-	v.SetDefault("server.tls_key_file", d.Server.TLSKeyFile)
-	v.SetDefault("store.driver", d.Store.Driver)
-	v.SetDefault("store.dsn", d.Store.DSN)
-	v.SetDefault("keys.dir", d.Keys.Dir)
-	v.SetDefault("keys.algorithm", d.Keys.Algorithm)
-	v.SetDefault("keys.publish_delay", d.Keys.PublishDelay)
-	v.SetDefault("keys.rotation_period", d.Keys.RotationPeriod)
-	v.SetDefault("tokens.user_token_ttl", d.Tokens.UserTokenTTL)
-	v.SetDefault("tokens.default_ttl", d.Tokens.DefaultTTL)
-	v.SetDefault("tokens.max_ttl", d.Tokens.MaxTTL)
-	v.SetDefault("tokens.max_regenerate_grace", d.Tokens.MaxRegenerateGrace)
-	v.SetDefault("tokens.audience", d.Tokens.Audience)
-	v.SetDefault("tokens.personal_tokens", d.Tokens.PersonalTokens)
-	v.SetDefault("tokens.prune_interval", d.Tokens.PruneInterval)
-	v.SetDefault("tokens.prune_after", d.Tokens.PruneAfter)
-	v.SetDefault("revocation.false_positive_rate", d.Revocation.FalsePositiveRate)
-	v.SetDefault("revocation.poll_interval", d.Revocation.PollInterval)
-	v.SetDefault("revocation.max_delta", d.Revocation.MaxDelta)
-	v.SetDefault("revocation.keep_alive", d.Revocation.KeepAlive)
-	v.SetDefault("security.bcrypt_cost", d.Security.BcryptCost)
-	v.SetDefault("security.hash_workers", d.Security.HashWorkers)
-	v.SetDefault("security.max_failures_per_user", d.Security.MaxFailuresUser)
-	v.SetDefault("security.max_failures_per_client", d.Security.MaxFailuresClient)
-	v.SetDefault("security.failure_window", d.Security.FailureWindow)
-	v.SetDefault("security.min_password_length", d.Security.MinPasswordLength)
-	v.SetDefault("log.level", d.Log.Level)
-	v.SetDefault("log.format", d.Log.Format)
-	v.SetDefault("ui.default_preset", d.UI.DefaultPreset)
-	v.SetDefault("gate.listen", d.Gate.Listen)
-	v.SetDefault("gate.issuer_url", d.Gate.IssuerURL)
-	v.SetDefault("gate.audience", d.Gate.Audience)
-	v.SetDefault("gate.max_staleness", d.Gate.MaxStaleness)
-	v.SetDefault("gate.fail_open", d.Gate.FailOpen)
+	leaves(reflect.TypeFor[Config](), reflect.ValueOf(d), "", func(key string, _ reflect.Type, val reflect.Value) {
+		v.SetDefault(key, val.Interface())
+	})
 }
 
-// Validate reports the first setting that cannot work.
+// Ranges of the settings that are numbers or durations: below or above
+// them a setting cannot work (a 10ns read timeout answers every request
+// 408, a 1ms poll burns a core) and is refused.
+const (
+	minTimeout          = 100 * time.Millisecond
+	maxTimeout          = time.Hour
+	maxBodyLimit        = 64 << 20
+	minRotationPeriod   = time.Minute
+	minPollInterval     = 50 * time.Millisecond
+	maxPollInterval     = time.Second
+	minKeepAlive        = time.Second
+	maxKeepAlive        = 10 * time.Minute
+	maxDeltaLimit       = 10_000_000
+	minPruneInterval    = time.Second
+	minFailureWindow    = time.Second
+	maxHashWorkers      = 1024
+	maxPasswordBytes    = 72
+	minPasswordBytes    = 8
+	minMaxTTL           = time.Second
+	maxMaxTTL           = 100 * 8760 * time.Hour
+	maxFalsePositiveRat = 0.5
+	maxStreamsLimit     = 1_000_000
+)
+
+// Validate reports every setting that cannot work, each an *Error naming
+// its key (joined with errors.Join when there are several).
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, badKey(key, format, args...))
+	}
+	between := func(key string, d, lo, hi time.Duration) {
+		if d < lo || d > hi {
+			bad(key, "%s is out of range; want between %s and %s", d, lo, hi)
+		}
+	}
+
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil || port == "" {
+		bad("server.listen", "%q is not an address to listen on; want host:port or :port (\":8080\")", c.Server.Listen)
+	}
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("server.public_url", "%q must be an absolute http(s) URL", c.Server.PublicURL)
+	}
+	between("server.read_timeout", c.Server.ReadTimeout, minTimeout, maxTimeout)
+	between("server.write_timeout", c.Server.WriteTimeout, minTimeout, maxTimeout)
+	between("server.idle_timeout", c.Server.IdleTimeout, minTimeout, maxTimeout)
+	between("server.shutdown_timeout", c.Server.ShutdownTimeout, minTimeout, maxTimeout)
+	if c.Server.BodyLimit < 1024 || c.Server.BodyLimit > maxBodyLimit {
+		bad("server.body_limit", "%d is out of range; want between 1024 and %d bytes", c.Server.BodyLimit, maxBodyLimit)
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR range", p)
+			}
+		}
+	}
+
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		key := "server.tls_key_file"
+		if c.Server.TLSCertFile == "" {
+			key = "server.tls_cert_file"
+		}
+		bad(key, "is missing: server.tls_cert_file and server.tls_key_file are set together")
+	}
+
 	switch c.Store.Driver {
 	case "sqlite", "postgres":
 	default:
-		return fmt.Errorf("config: store.driver %q: want sqlite or postgres", c.Store.Driver)
+		bad("store.driver", "%q: want sqlite or postgres", c.Store.Driver)
 	}
-	if c.Store.DSN == "" {
-		return errors.New("config: store.dsn is empty")
+	if strings.TrimSpace(c.Store.DSN) == "" {
+		bad("store.dsn", "is empty")
 	}
+
 	switch c.Keys.Algorithm {
 	case "EdDSA", "ES256", "RS256":
 	default:
-		return fmt.Errorf("config: keys.algorithm %q: want EdDSA, ES256 or RS256", c.Keys.Algorithm)
+		bad("keys.algorithm", "%q: want EdDSA, ES256 or RS256", c.Keys.Algorithm)
 	}
-	if c.Keys.Dir == "" {
-		return errors.New("config: keys.dir is empty")
+	if strings.TrimSpace(c.Keys.Dir) == "" {
+		bad("keys.dir", "is empty")
 	}
-	if c.Keys.PublishDelay < 0 || c.Keys.RotationPeriod < 0 {
-		return errors.New("config: keys.publish_delay and keys.rotation_period must not be negative")
+	if c.Keys.PublishDelay < 0 {
+		bad("keys.publish_delay", "%s must not be negative", c.Keys.PublishDelay)
 	}
-	if c.Tokens.MaxTTL <= 0 {
-		return errors.New("config: tokens.max_ttl must be positive")
+	if c.Keys.RotationPeriod < 0 || (c.Keys.RotationPeriod > 0 && c.Keys.RotationPeriod < minRotationPeriod) {
+		bad("keys.rotation_period", "%s: want 0 (no automatic rotation) or at least %s", c.Keys.RotationPeriod, minRotationPeriod)
 	}
-	if c.Tokens.UserTokenTTL <= 0 || c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
-		return fmt.Errorf("config: tokens.user_token_ttl %s must be positive and at most tokens.max_ttl %s", c.Tokens.UserTokenTTL, c.Tokens.MaxTTL)
+
+	between("tokens.max_ttl", c.Tokens.MaxTTL, minMaxTTL, maxMaxTTL)
+	if c.Tokens.UserTokenTTL < time.Second || c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
+		bad("tokens.user_token_ttl", "%s must be at least 1s and at most tokens.max_ttl %s", c.Tokens.UserTokenTTL, c.Tokens.MaxTTL)
 	}
-	if c.Tokens.DefaultTTL <= 0 || c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
-		return fmt.Errorf("config: tokens.default_ttl %s must be positive and at most tokens.max_ttl %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)
+	if c.Tokens.DefaultTTL < time.Second || c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
+		bad("tokens.default_ttl", "%s must be at least 1s and at most tokens.max_ttl %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)
 	}
-	if c.Tokens.MaxRegenerateGrace < 0 {
-		return fmt.Errorf("config: tokens.max_regenerate_grace %s must not be negative (0 turns grace periods off)", c.Tokens.MaxRegenerateGrace)
+	if g := c.Tokens.MaxRegenerateGrace; g < 0 || g > maxMaxTTL {
+		bad("tokens.max_regenerate_grace", "%s is out of range; want 0 (grace periods off) up to %s", g, maxMaxTTL)
 	}
-	if p := c.Revocation.FalsePositiveRate; p <= 0 || p >= 1 {
-		return fmt.Errorf("config: revocation.false_positive_rate %g must be between 0 and 1", p)
+	for i, a := range c.Tokens.Audience {
+		if strings.TrimSpace(a) == "" {
+			bad(fmt.Sprintf("tokens.audience[%d]", i), "is empty")
+		}
 	}
-	if c.Server.PublicURL == "" || !(strings.HasPrefix(c.Server.PublicURL, "http://") || strings.HasPrefix(c.Server.PublicURL, "https://")) {
-		return fmt.Errorf("config: server.public_url %q must be an http(s) URL", c.Server.PublicURL)
+	if c.Tokens.PruneInterval < minPruneInterval {
+		bad("tokens.prune_interval", "%s must be at least %s", c.Tokens.PruneInterval, minPruneInterval)
 	}
-	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
-		return errors.New("config: server.tls_cert_file and server.tls_key_file must be set together")
+	if c.Tokens.PruneAfter < 0 {
+		bad("tokens.prune_after", "%s must not be negative", c.Tokens.PruneAfter)
 	}
+
+	if p := c.Revocation.FalsePositiveRate; !(p > 0 && p <= maxFalsePositiveRat) {
+		bad("revocation.false_positive_rate", "%g must be above 0 and at most %g", p, maxFalsePositiveRat)
+	}
+	between("revocation.poll_interval", c.Revocation.PollInterval, minPollInterval, maxPollInterval)
+	if c.Revocation.MaxDelta < 1 || c.Revocation.MaxDelta > maxDeltaLimit {
+		bad("revocation.max_delta", "%d is out of range; want between 1 and %d", c.Revocation.MaxDelta, maxDeltaLimit)
+	}
+	between("revocation.keep_alive", c.Revocation.KeepAlive, minKeepAlive, maxKeepAlive)
+	if c.Revocation.MaxStreams < 1 || c.Revocation.MaxStreams > maxStreamsLimit {
+		bad("revocation.max_streams", "%d is out of range; want between 1 and %d", c.Revocation.MaxStreams, maxStreamsLimit)
+	}
+	if c.Revocation.MaxStreamsPerClient < 0 || c.Revocation.MaxStreamsPerClient > c.Revocation.MaxStreams {
+		bad("revocation.max_streams_per_client", "%d is out of range; want 0 (no per-client bound) up to revocation.max_streams (%d)", c.Revocation.MaxStreamsPerClient, c.Revocation.MaxStreams)
+	}
+
+	if c.Security.BcryptCost < 4 || c.Security.BcryptCost > 31 {
+		bad("security.bcrypt_cost", "%d is out of range; want between 4 and 31", c.Security.BcryptCost)
+	}
+	if c.Security.HashWorkers < 0 || c.Security.HashWorkers > maxHashWorkers {
+		bad("security.hash_workers", "%d is out of range; want 0 (automatic) up to %d", c.Security.HashWorkers, maxHashWorkers)
+	}
+	if c.Security.MaxFailuresUser < 1 {
+		bad("security.max_failures_per_user", "%d must be at least 1", c.Security.MaxFailuresUser)
+	}
+	if c.Security.MaxFailuresClient < 1 {
+		bad("security.max_failures_per_client", "%d must be at least 1", c.Security.MaxFailuresClient)
+	}
+	between("security.failure_window", c.Security.FailureWindow, minFailureWindow, 24*time.Hour)
+	if c.Security.MinPasswordLength < minPasswordBytes || c.Security.MinPasswordLength > maxPasswordBytes {
+		bad("security.min_password_length", "%d is out of range; want between %d and %d", c.Security.MinPasswordLength, minPasswordBytes, maxPasswordBytes)
+	}
+
+	for _, name := range slices.Sorted(maps.Keys(c.Roles)) {
+		if name != "admin" && name != "member" {
+			bad("roles."+name, "only admin and member exist")
+			continue
+		}
+		for i, s := range c.Roles[name].Scopes {
+			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
+				bad(fmt.Sprintf("roles.%s.scopes[%d]", name, i), "bad scope pattern %q", s)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Presets)) {
+		for i, s := range c.Presets[name] {
+			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
+				bad(fmt.Sprintf("presets.%s[%d]", name, i), "bad scope %q", s)
+			}
+		}
+	}
+
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("config: log.level %q: want debug, info, warn or error", c.Log.Level)
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+		bad("log.format", "%q: want text or json", c.Log.Format)
 	}
-	if c.Security.MinPasswordLength < 8 {
-		return errors.New("config: security.min_password_length must be at least 8")
-	}
-	if c.Gate.Listen == "" {
-		return errors.New("config: gate.listen is empty")
+	if _, port, err := net.SplitHostPort(c.Gate.Listen); err != nil || port == "" {
+		bad("gate.listen", "%q is not an address to listen on; want host:port or :port", c.Gate.Listen)
 	}
 	if u := c.Gate.IssuerURL; u != "" && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
-		return fmt.Errorf("config: gate.issuer_url %q must be an http(s) URL", u)
+		bad("gate.issuer_url", "%q must be an http(s) URL", u)
 	}
 	if c.Gate.MaxStaleness <= 0 {
-		return fmt.Errorf("config: gate.max_staleness %s must be positive", c.Gate.MaxStaleness)
-	}
-	for name, r := range c.Roles {
-		if name != "admin" && name != "member" {
-			return fmt.Errorf("config: roles.%s: only admin and member exist", name)
-		}
-		for _, s := range r.Scopes {
-			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
-				return fmt.Errorf("config: roles.%s: bad scope pattern %q", name, s)
-			}
-		}
-	}
-	for name, scopes := range c.Presets {
-		for _, s := range scopes {
-			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\n") {
-				return fmt.Errorf("config: presets.%s: bad scope %q", name, s)
-			}
-		}
+		bad("gate.max_staleness", "%s must be positive", c.Gate.MaxStaleness)
 	}
 	if p := c.UI.DefaultPreset; p != "" {
 		if _, ok := c.Presets[p]; !ok {
-			return fmt.Errorf("config: ui.default_preset %q: no such preset in presets", p)
+			bad("ui.default_preset", "%q: no such preset in presets", p)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

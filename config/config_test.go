@@ -33,7 +33,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"server.public_url", c.Server.PublicURL, "http://localhost:8080"},
 		{"store.driver", c.Store.Driver, "sqlite"},
 		{"store.dsn", c.Store.DSN, "data/signet.db"},
-		{"keys.dir", c.Keys.Dir, "keys"},
+		{"keys.dir", c.Keys.Dir, "data/keys"},
 		{"keys.algorithm", c.Keys.Algorithm, "ES256"},
 		{"keys.publish_delay", c.Keys.PublishDelay, 10 * time.Minute},
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
@@ -58,7 +58,7 @@ func TestRepositoryConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the shipped config.yaml does not load: %v", err)
 	}
-	if c.Server.Listen != ":8080" || c.Store.Driver != "sqlite" || c.Keys.Dir != "keys" {
+	if c.Server.Listen != ":8080" || c.Store.Driver != "sqlite" || c.Keys.Dir != "data/keys" {
 		t.Fatalf("shipped config.yaml differs from the contract defaults: %+v", c)
 	}
 }
@@ -176,6 +176,163 @@ func TestLowerMaxTTLCapsUnsetLifetimes(t *testing.T) {
 	c, err = Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
 	if err != nil || c.Tokens.UserTokenTTL != time.Hour {
 		t.Fatalf("max_ttl 1h: got %v, user_token_ttl %s; want 1h", err, c.Tokens.UserTokenTTL)
+	}
+}
+
+// TestStrictFile: every mistake in the file is an error that names the key
+// and the line it is on.
+func TestStrictFile(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string // all must appear in the error
+	}{
+		{"unknown top-level key", "server:\n  listen: \":8080\"\nrolse:\n  member:\n    scopes: [\"reports:*\"]\n",
+			[]string{"line 3", "rolse", "unknown key"}},
+		{"unknown nested key", "server:\n  public_url: http://localhost:8080\n  listne: \":9090\"\n",
+			[]string{"line 3", "server.listne", "did you mean server.listen?"}},
+		{"key at the wrong level", "listen: \":9090\"\n", []string{"line 1", "listen", "server.listen"}},
+		{"unknown key inside a role", "roles:\n  member:\n    scope: [\"*\"]\n", []string{"line 3", "roles.member.scope"}},
+		{"unknown key in a deep section", "log:\n  level: info\n  formt: json\n", []string{"line 3", "log.formt", "log.format"}},
+		{"duration without a unit", "server:\n  read_timeout: 10\n", []string{"line 2", "server.read_timeout", "no unit", "10s"}},
+		{"duration that is not one", "keys:\n  publish_delay: soon\n", []string{"line 2", "keys.publish_delay", "not a duration"}},
+		{"poll interval too short", "revocation:\n  poll_interval: 1ms\n", []string{"line 2", "revocation.poll_interval", "out of range"}},
+		{"negative ttl", "tokens:\n  max_ttl: -1h\n", []string{"line 2", "tokens.max_ttl"}},
+		{"negative publish delay", "keys:\n  publish_delay: -1m\n", []string{"line 2", "keys.publish_delay", "negative"}},
+		{"zero timeout", "server:\n  write_timeout: 0s\n", []string{"line 2", "server.write_timeout"}},
+		{"zero shutdown timeout", "server:\n  shutdown_timeout: 0\n", []string{"line 2", "server.shutdown_timeout"}},
+		{"zero keep-alive", "revocation:\n  keep_alive: 0s\n", []string{"line 2", "revocation.keep_alive"}},
+		{"zero failure limit", "security:\n  max_failures_per_user: 0\n", []string{"line 2", "security.max_failures_per_user"}},
+		{"bcrypt cost", "security:\n  bcrypt_cost: 40\n", []string{"line 2", "security.bcrypt_cost"}},
+		{"body limit", "server:\n  body_limit: 64k\n", []string{"line 2", "server.body_limit", "whole number"}},
+		{"bool", "tokens:\n  personal_tokens: yes\n", []string{"line 2", "tokens.personal_tokens", "true or false"}},
+		{"list expected", "tokens:\n  audience: api.example.com\n", []string{"line 2", "tokens.audience", "list"}},
+		{"section expected", "server: \":8080\"\n", []string{"line 1", "server", "section"}},
+		{"value expected", "server:\n  listen:\n    port: 8080\n", []string{"line 3", "server.listen", "single value"}},
+		{"empty value", "server:\n  listen:\n", []string{"line 2", "server.listen", "no value"}},
+		{"key given twice", "log:\n  level: info\n  level: debug\n", []string{"line 3", "log.level", "twice", "line 2"}},
+		{"bad listen address", "server:\n  listen: localhost\n", []string{"line 2", "server.listen"}},
+		{"bad trusted proxy", "server:\n  trusted_proxies: [\"10.0.0.0/8\", \"proxy.internal\"]\n", []string{"line 2", "server.trusted_proxies[1]"}},
+		{"rotation period too short", "keys:\n  rotation_period: 1s\n", []string{"line 2", "keys.rotation_period"}},
+		{"role scope", "roles:\n  admin:\n    scopes: [\"*\"]\n  member:\n    scopes: [\"a b\"]\n", []string{"line 5", "roles.member.scopes[0]"}},
+		{"syntax: indentation slip", "server:\n  listen: \":8080\"\n  public_url: http://x\n   read_timeout: 10s\nlog:\n  level: info\n",
+			[]string{"line 4", "not valid YAML"}},
+		{"syntax: dedent", "log:\n  level: info\n  format: text\n format: json\n", []string{"line 4", "not valid YAML"}},
+		{"syntax: unclosed quote", "log:\n  level: info\nserver:\n  public_url: \"http://x\n  listen: \":1\"\n", []string{"line 4", "not valid YAML"}},
+		{"syntax: tab", "log:\n  level: info\n\tformat: json\n", []string{"line 3", "not valid YAML"}},
+		{"syntax: missing colon", "log:\n  level: info\nroles:\n  admin\n    scopes: [\"*\"]\n", []string{"line 5", "not valid YAML"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.yaml)
+			_, err := Load(path, nil, nil)
+			if err == nil {
+				t.Fatalf("got no error, want one naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to contain %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("got %q, want it to name the file %s", err, path)
+			}
+		})
+	}
+}
+
+// TestStrictFileAccepts: what is allowed stays allowed: names under roles
+// and presets are the user's, "0" is a duration, YAML anchors and merges
+// work, an empty section or file is fine.
+func TestStrictFileAccepts(t *testing.T) {
+	for _, body := range []string{
+		"",
+		"# only a comment\n",
+		"server:\n",
+		"presets:\n  my-own-name: [\"reports:read\"]\n  another: []\n",
+		"keys:\n  publish_delay: 0\n  rotation_period: 0\n",
+		"tokens:\n  audience:\n    - api.example.com\n    - reports.example.com\n",
+		"base: &b\n  level: debug\n",
+	} {
+		_, err := Load(writeFile(t, body), nil, nil)
+		if body == "base: &b\n  level: debug\n" {
+			if err == nil || !strings.Contains(err.Error(), "base") {
+				t.Errorf("an unknown top-level key holding an anchor: got %v, want an error", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+	c, err := Load(writeFile(t, "roles:\n  admin: &all\n    scopes: [\"*\"]\n  member:\n    <<: *all\n"), nil, nil)
+	if err != nil {
+		t.Fatalf("merge key: %v", err)
+	}
+	if got := c.Roles["member"].Scopes; len(got) != 1 || got[0] != "*" {
+		t.Errorf("roles.member via merge: got %v", got)
+	}
+}
+
+// TestStrictEnvironment: SIGNET_ variables get the same checks as the file;
+// ones that are not configuration are left alone.
+func TestStrictEnvironment(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cases := []struct {
+		name, env, value string
+		want             []string // empty: accepted
+	}{
+		{"duration without a unit", "SIGNET_SERVER_READ_TIMEOUT", "10", []string{"SIGNET_SERVER_READ_TIMEOUT", "server.read_timeout", "no unit"}},
+		{"too short", "SIGNET_REVOCATION_POLL_INTERVAL", "1ms", []string{"SIGNET_REVOCATION_POLL_INTERVAL", "revocation.poll_interval", "out of range"}},
+		{"negative", "SIGNET_TOKENS_MAX_TTL", "-5h", []string{"SIGNET_TOKENS_MAX_TTL", "tokens.max_ttl"}},
+		{"not a number", "SIGNET_SECURITY_BCRYPT_COST", "ten", []string{"SIGNET_SECURITY_BCRYPT_COST", "security.bcrypt_cost", "whole number"}},
+		{"not a bool", "SIGNET_TOKENS_PERSONAL_TOKENS", "maybe", []string{"SIGNET_TOKENS_PERSONAL_TOKENS", "true or false"}},
+		{"unknown key in a section", "SIGNET_SERVER_LISTNE", ":9090", []string{"SIGNET_SERVER_LISTNE", "did you mean SIGNET_SERVER_LISTEN?"}},
+		{"roles from the environment", "SIGNET_ROLES_MEMBER_SCOPES", "*", []string{"SIGNET_ROLES_MEMBER_SCOPES", "file only"}},
+		{"bad value", "SIGNET_STORE_DRIVER", "mysql", []string{"SIGNET_STORE_DRIVER", "store.driver"}},
+		{"list element", "SIGNET_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,nope", []string{"SIGNET_SERVER_TRUSTED_PROXIES", "server.trusted_proxies[1]"}},
+		{"unknown key two slips away", "SIGNET_LOG_FORMT", "json", []string{"SIGNET_LOG_FORMT", "did you mean SIGNET_LOG_FORMAT?"}},
+		{"not configuration", "SIGNET_URL", "http://example.com", nil},
+		{"not configuration, in a section's name", "SIGNET_UI_CHROMIUM", "/usr/bin/chromium", nil},
+		{"not configuration, far from any key", "SIGNET_SERVER_SOMETHING_ELSE", "x", nil},
+		{"not configuration either", "SIGNET_PASSWORD", "x", nil},
+		{"a good value", "SIGNET_REVOCATION_POLL_INTERVAL", "100ms", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.env, tc.value)
+			c, err := Load("", nil, nil)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				if tc.env == "SIGNET_REVOCATION_POLL_INTERVAL" && c.Revocation.PollInterval != 100*time.Millisecond {
+					t.Fatalf("poll_interval: got %s, want 100ms", c.Revocation.PollInterval)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want one naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestFlagErrorsNameTheFlag: a bad flag value names the flag.
+func TestFlagErrorsNameTheFlag(t *testing.T) {
+	t.Chdir(t.TempDir())
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("listen", "", "")
+	if err := fs.Parse([]string{"--listen", "nowhere"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load("", fs, map[string]string{"server.listen": "listen"})
+	if err == nil || !strings.Contains(err.Error(), "flag --listen") || !strings.Contains(err.Error(), "server.listen") {
+		t.Fatalf("got %v, want an error naming flag --listen and server.listen", err)
 	}
 }
 

@@ -115,6 +115,14 @@ func defaultRoles() map[string][]string {
 	return map[string][]string{"admin": {"*"}, "member": {"*"}}
 }
 
+// Validate reports the first setting that cannot work, as New would, so
+// that a caller can refuse a configuration before it opens a store or
+// creates keys.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults fills zero values and reports settings that cannot work.
 func (c Config) withDefaults() (Config, error) {
 	if c.PublicURL == "" {

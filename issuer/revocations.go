@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -37,6 +36,13 @@ type RevocationConfig struct {
 	MaxDelta int
 	// KeepAlive is the interval of SSE keep-alive comments (default 15s).
 	KeepAlive time.Duration
+	// MaxStreams bounds the open event streams (default 10000); past it a
+	// new stream is answered 429.
+	MaxStreams int
+	// MaxStreamsPerClient bounds the open event streams of one client
+	// address, an IPv6 address counting for its /64 (default 1000); past
+	// it that client is answered 429. Negative: no per-client bound.
+	MaxStreamsPerClient int
 }
 
 func (c RevocationConfig) withDefaults() RevocationConfig {
@@ -51,6 +57,12 @@ func (c RevocationConfig) withDefaults() RevocationConfig {
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 15 * time.Second
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = defaultMaxStreams
+	}
+	if c.MaxStreamsPerClient == 0 {
+		c.MaxStreamsPerClient = defaultMaxStreamsPerClient
 	}
 	return c
 }
@@ -69,6 +81,10 @@ const (
 	// defaultMaxStreams bounds concurrent SSE subscribers; each costs a
 	// goroutine and a connection.
 	defaultMaxStreams = 10000
+	// defaultMaxStreamsPerClient bounds one address's share of them: room
+	// for many verifiers behind one NAT, while one client cannot take the
+	// whole of defaultMaxStreams.
+	defaultMaxStreamsPerClient = 1000
 	// streamWriteTimeout replaces fasthttp's WriteTimeout for SSE streams:
 	// the server's deadline is meant for one response, not for a stream
 	// that lives for hours. A subscriber that stops reading for this long
@@ -110,7 +126,10 @@ type revocationFeed struct {
 	watchWarned bool          // only run's goroutine touches it
 	stopped     chan struct{} // closed when run returns; ends SSE streams
 	maxStreams  int64
-	streams     atomic.Int64
+	streams     streamHub
+	// clientOf names the client a request counts against for
+	// MaxStreamsPerClient; nil: the connection's address (IPv6 per /64).
+	clientOf func(c *fiber.Ctx) string
 
 	mu      sync.RWMutex
 	entries []revocation.Entry // live entries, ordered by Seq
@@ -178,7 +197,7 @@ func newRevocationFeed(st store.Store, cfg RevocationConfig, log *slog.Logger, n
 		now:        now,
 		nudge:      make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
-		maxStreams: defaultMaxStreams,
+		maxStreams: int64(cfg.withDefaults().MaxStreams),
 		loadErr:    errors.New("revocation list not loaded yet"),
 		changed:    make(chan struct{}),
 		index:      revocation.NewIndex(),
@@ -186,11 +205,14 @@ func newRevocationFeed(st store.Store, cfg RevocationConfig, log *slog.Logger, n
 	}
 }
 
-// register mounts the revocation list endpoints on r.
-func (f *revocationFeed) register(r fiber.Router) {
-	r.Get("/revocations", f.handleList)
-	r.Get("/revocations/events", f.handleEvents)
-	r.Get("/revocations/:id", f.handleOne)
+// register mounts the revocation list endpoints on app. Event streams
+// take their connection over from fasthttp (KeepHijackedConns), so that an
+// idle stream holds no server goroutine or buffers.
+func (f *revocationFeed) register(app *fiber.App) {
+	app.Server().KeepHijackedConns = true
+	app.Get("/revocations", f.handleList)
+	app.Get("/revocations/events", f.handleEvents)
+	app.Get("/revocations/:id", f.handleOne)
 }
 
 // notify asks run to read the store now; it never blocks. Call it after
@@ -820,10 +842,6 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	if n := f.streams.Add(1); n > f.maxStreams {
-		f.streams.Add(-1)
-		return rateLimited(5*time.Second, "Too many revocation event streams are open; try again shortly.")
-	}
 
 	var pending []revocation.Entry
 	reset, last := false, from.Version
@@ -839,86 +857,47 @@ func (f *revocationFeed) handleEvents(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
-	rc := c.Context()
-	conn := rc.Conn()
-	serverDone := rc.Done()
-	st := &eventStream{
-		feed:       f,
-		conn:       conn,
-		serverDone: serverDone,
-		last:       last,
-		cursor:     v.cursor,
-		gen:        v.gen,
-		pending:    pending,
-		reset:      reset,
-		changed:    v.changed,
+	if c.Method() == fiber.MethodHead {
+		return nil
 	}
-	rc.SetBodyStreamWriter(st.serve)
+	client := f.client(c)
+	if err := f.streams.admit(client, f.maxStreams, f.cfg.MaxStreamsPerClient); err != nil {
+		return err
+	}
+	rc := c.Context()
+	st := &eventStream{
+		feed:    f,
+		conn:    rc.Conn(),
+		client:  client,
+		chunked: rc.Request.Header.IsHTTP11(),
+		last:    last,
+		seen:    v.cursor.Version,
+		cursor:  v.cursor,
+		gen:     v.gen,
+		pending: pending,
+		reset:   reset,
+	}
+	st.header = streamHeader(c, st.chunked)
+	f.streams.watch(f, rc.Done())
+	// The stream runs on its own goroutine with the bare connection:
+	// fasthttp releases the request, its buffers and its worker as soon as
+	// this hijack handler returns.
+	rc.HijackSetNoResponse(true)
+	rc.Hijack(func(net.Conn) { go st.serve() })
 	return nil
 }
 
-// eventStream is one SSE subscriber.
-type eventStream struct {
-	feed       *revocationFeed
-	conn       net.Conn
-	serverDone <-chan struct{}
-	last       uint64            // the highest Seq sent (or the point resumed from)
-	cursor     revocation.Cursor // the feed's position when the stream opened
-	gen        int               // the log the stream follows (revocationFeed.gen)
-	pending    []revocation.Entry
-	reset      bool
-	changed    <-chan struct{}
+// client is the key a request's streams are counted under.
+func (f *revocationFeed) client(c *fiber.Ctx) string {
+	if f.clientOf != nil {
+		return f.clientOf(c)
+	}
+	return clientKey(c.Context().RemoteIP().String())
 }
 
-func (s *eventStream) serve(w *bufio.Writer) {
-	f := s.feed
-	defer f.streams.Add(-1)
-	hello := helloData(s.cursor)
-	_, _ = fmt.Fprintf(w, "retry: 1000\nevent: hello\ndata: %s\n\n", hello)
-	if s.reset {
-		_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", hello)
-	}
-	if !s.write(w, s.pending) {
-		return
-	}
-	s.pending = nil
-	keepAlive := time.NewTicker(f.cfg.KeepAlive)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-f.stopped:
-			return
-		case <-s.serverDone:
-			return
-		case <-keepAlive.C:
-			if f.ready() != nil {
-				return // a keep-alive would vouch for a list that is stale
-			}
-			_, _ = w.WriteString(": keep-alive\n\n")
-			if !s.flush(w) {
-				return
-			}
-		case <-s.changed:
-			v, err := f.view()
-			if err != nil {
-				return
-			}
-			s.changed = v.changed
-			if v.gen != s.gen {
-				// The feed loaded another log (a restored or replaced
-				// database): what this subscriber holds may not be on it.
-				s.gen, s.cursor, s.last = v.gen, v.cursor, v.cursor.Version
-				_, _ = fmt.Fprintf(w, "event: reset\ndata: %s\n\n", helloData(v.cursor))
-				if !s.flush(w) {
-					return
-				}
-				continue
-			}
-			if !s.write(w, after(v.entries, s.last)) {
-				return
-			}
-		}
-	}
+// openStreams is the number of event streams being served.
+func (f *revocationFeed) openStreams() int {
+	return f.streams.open()
 }
 
 // helloData is the data of "hello" and "reset" events: the feed's cursor.
@@ -929,33 +908,4 @@ func helloData(c revocation.Cursor) []byte {
 		Tag     string `json:"tag,omitempty"`
 	}{c.Version, c.Epoch, c.Tag}) // cannot fail for these field types
 	return b
-}
-
-// write sends entries (skipping expired ones) and flushes; false when the
-// subscriber is gone. Each event carries the log's epoch, and its id is the
-// cursor after it, so that a client resuming with Last-Event-ID is checked
-// against the log.
-func (s *eventStream) write(w *bufio.Writer, entries []revocation.Entry) bool {
-	now := s.feed.now()
-	for _, e := range entries {
-		s.last = e.Seq
-		if !liveAt(e, now) {
-			continue
-		}
-		e.Epoch = s.cursor.Epoch
-		data, err := json.Marshal(e)
-		if err != nil {
-			continue // cannot happen for these field types
-		}
-		id := revocation.Cursor{Version: e.Seq, Epoch: e.Epoch, Tag: e.Tag}
-		_, _ = fmt.Fprintf(w, "id: %s\nevent: revocation\ndata: %s\n\n", id, data)
-	}
-	return s.flush(w)
-}
-
-func (s *eventStream) flush(w *bufio.Writer) bool {
-	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	}
-	return w.Flush() == nil
 }

@@ -603,7 +603,7 @@ func TestRevocationEventsLimitAndShutdown(t *testing.T) {
 	if _, err := io.ReadAll(s.br); err != nil {
 		t.Errorf("stream end: got %v, want a clean EOF", err)
 	}
-	waitFor(t, "stream slot released", func() bool { return e.feed.streams.Load() == 0 })
+	waitFor(t, "stream slot released", func() bool { return e.feed.openStreams() == 0 })
 }
 
 func TestRevocationFeedStopEndsStreams(t *testing.T) {

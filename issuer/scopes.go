@@ -17,6 +17,16 @@ func scopeError(s string) *Error {
 	return nil
 }
 
+// CheckScope reports why s cannot be a scope or scope pattern (in a role,
+// a preset or a request); nil when it can. The configuration uses it so
+// that a bad pattern in the file is refused at start-up, with its line.
+func CheckScope(s string) error {
+	if err := scopeError(s); err != nil {
+		return err
+	}
+	return nil
+}
+
 // normalizeScopes checks every scope's shape and returns them deduplicated
 // and sorted. An empty (non-nil) result is a token that grants nothing.
 func normalizeScopes(in []string) ([]string, error) {

@@ -46,12 +46,14 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/bcrypt"
 
@@ -165,6 +167,14 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 		return nil, err
 	}
 	s.feed = newRevocationFeed(st, cfg.Revocation, cfg.Logger, cfg.Now)
+	s.feed.clientOf = func(c *fiber.Ctx) string { return clientKey(s.clientIP(c)) }
+	streams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signet_revocation_streams",
+		Help: "Open revocation event streams (GET /revocations/events): verifiers following this replica.",
+	}, func() float64 { return float64(s.feed.openStreams()) })
+	if err := m.reg.Register(streams); err != nil {
+		return nil, fmt.Errorf("issuer: register metrics: %w", err)
+	}
 	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
 	if s.ui, err = newUIState(cfg); err != nil {
 		return nil, err
@@ -218,6 +228,9 @@ func (s *Server) newApp() *fiber.App {
 	del := func(path string, h fiber.Handler) { s.routes[path] = true; app.Delete(path, h) }
 	put := func(path string, h fiber.Handler) { s.routes[path] = true; app.Put(path, h) }
 
+	// Not in s.routes: Fiber reports "/" as the route of unmatched paths
+	// too, which must keep their one "unmatched" label.
+	app.Get("/", s.handleRoot)
 	get("/healthz", s.handleHealthz)
 	get("/readyz", s.handleReadyz)
 	get("/metrics", s.metrics.handler())
@@ -250,6 +263,21 @@ func (s *Server) newApp() *fiber.App {
 	}
 	s.feed.register(app)
 	return app
+}
+
+// handleRoot sends a person who opens the issuer's address in a browser
+// (Accept: text/html) to the web page; anything else gets the JSON 404 of
+// an unknown path.
+func (s *Server) handleRoot(c *fiber.Ctx) error {
+	for _, part := range strings.Split(c.Get(fiber.HeaderAccept), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), fiber.MIMETextHTML) {
+			c.Set(fiber.HeaderVary, fiber.HeaderAccept)
+			return c.Redirect("/ui/", fiber.StatusFound)
+		}
+	}
+	c.Set(fiber.HeaderVary, fiber.HeaderAccept)
+	return fiber.ErrNotFound
 }
 
 // unknownMethodBody is the answer to a request method Fiber does not know.

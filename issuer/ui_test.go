@@ -859,3 +859,22 @@ func TestSessionStoreBounds(t *testing.T) {
 type uiFailingReader struct{}
 
 func (uiFailingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+// TestRootRedirectsBrowsers: a person opening the issuer's address lands
+// on the web page; API clients still get the JSON 404 of any unknown path.
+func TestRootRedirectsBrowsers(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/", header("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"))
+	if r.status != http.StatusFound || r.header.Get("Location") != "/ui/" {
+		t.Fatalf("browser GET /: got %d Location %q, want 302 to /ui/", r.status, r.header.Get("Location"))
+	}
+	for _, accept := range []string{"", "application/json", "*/*"} {
+		r := e.do("GET", "/", header("Accept", accept))
+		if r.status != http.StatusNotFound || errorCode(t, r.body) != ECodeNotFound {
+			t.Errorf("GET / with Accept %q: got %d %s, want the JSON 404", accept, r.status, r.body)
+		}
+	}
+	if r := e.do("POST", "/", header("Accept", "text/html")); r.status == http.StatusFound {
+		t.Errorf("POST / was redirected; only GET is")
+	}
+}

@@ -12,7 +12,9 @@
 // # Storage
 //
 // Keys live as files in one directory (keys.dir), one file per key named
-// "<kid>.json", mode 0600, in a directory created with mode 0700. A file
+// "<kid>.json", mode 0600, in a directory created with mode 0700 (default
+// "data/keys"; an existing one that group or other may access is tightened
+// to 0700 with a warning, or refused when it cannot be). A file
 // holds the private key as a JWK plus metadata:
 //
 //	{
@@ -50,7 +52,10 @@
 // shared volume with working flock, e.g. a local disk, NFSv4 or a
 // ReadWriteMany volume). Each replica re-reads the directory on Reload (Run
 // does so periodically), so a key rotated or revoked by one replica or by
-// "signet keys rotate" is followed by all without a restart. A replica that
+// "signet keys rotate" is followed by all without a restart. Sign also
+// opens the signing key's file before each signature and re-reads the
+// directory when it is no longer the version loaded, so a withdrawn key
+// signs nothing once the withdrawal is on disk. A replica that
 // only reads may mount the directory read-only as long as it never needs to
 // generate, rotate, prune or raise a key's max_ttl_seconds (a failure to
 // raise it is logged by Open and retried by Run).

@@ -408,6 +408,35 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// prepareDir creates dir (and its parents) with mode 0700 when it is
+// missing. An existing directory that group or other may access is
+// tightened to 0700 (its owner bits kept) and reported to warn, since
+// whoever may list or write the directory may read key names, swap a key
+// file or plant one, whatever the files' own modes; one that cannot be
+// tightened (a read-only mount, another owner) is refused.
+func prepareDir(dir string, warn func(msg string, args ...any)) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keys: create directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("keys: stat %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("keys: %s is not a directory", dir)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	tight := perm &^ 0o077
+	if err := os.Chmod(dir, tight); err != nil {
+		return fmt.Errorf("keys: directory %s: %w: mode %04o lets group or other access it and it cannot be tightened (%w); want 0700 (chmod 700 %s)", dir, ErrInsecureFile, perm, err, dir)
+	}
+	warn("keys: the key directory let group or other access it; tightened it", "dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", tight))
+	return nil
+}
+
 // scanDir lists the key files in dir with their stats. It refuses files that
 // group or other may access and anything under a key name that is not a
 // regular file.
@@ -436,13 +465,18 @@ func scanDir(dir string) (map[string]fileStat, error) {
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			return nil, fmt.Errorf("keys: %s: %w: mode %04o lets group or other access a private key; want 0600 (chmod 600 %s)", path, ErrInsecureFile, perm, path)
 		}
-		st := fileStat{size: fi.Size(), mtime: fi.ModTime()}
-		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-			st.ino = sys.Ino
-		}
-		out[name] = st
+		out[name] = statOf(fi)
 	}
 	return out, nil
+}
+
+// statOf is the identity of one version of a file.
+func statOf(fi os.FileInfo) fileStat {
+	st := fileStat{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
 }
 
 // dirLock is a held flock(2) on <dir>/.lock.

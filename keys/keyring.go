@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,10 @@ const TokenType = token.Type
 
 // Defaults applied by Open to zero Config fields.
 const (
-	// DefaultDir is the key directory when Config.Dir is empty.
-	DefaultDir = "keys"
+	// DefaultDir is the key directory when Config.Dir is empty: under the
+	// working directory's data/, beside the default store, never in a
+	// source tree.
+	DefaultDir = "data/keys"
 	// DefaultAlgorithm is the algorithm of generated keys when
 	// Config.Algorithm is empty: ES256, which every mainstream JWT library
 	// and the Kubernetes API server accept.
@@ -58,14 +61,18 @@ var (
 	// ErrCorruptKey: a key file does not parse or does not hold a usable
 	// private key.
 	ErrCorruptKey = errors.New("keys: corrupt key file")
-	// ErrInsecureFile: a key file may be accessed by group or other.
+	// ErrInsecureFile: a key file, or the key directory, may be accessed by
+	// group or other.
 	ErrInsecureFile = errors.New("keys: insecure key file permissions")
 )
 
 // Config configures a Keyring. Zero values mean defaults.
 type Config struct {
-	// Dir holds the key files; created with mode 0700 if missing.
-	// Default "keys".
+	// Dir holds the key files; created with mode 0700 if missing (parents
+	// too). An existing directory that group or other may access is
+	// tightened to 0700 with a warning in the log, or refused
+	// (ErrInsecureFile) when that fails; never silently used. Default
+	// "data/keys".
 	Dir string
 	// Algorithm of generated keys: ES256 (default), EdDSA or RS256. When
 	// the newest key on disk has another algorithm, Run switches through
@@ -134,16 +141,17 @@ type Keyring struct {
 
 // Open loads the key directory, creating it if missing. When it holds no key
 // that may sign now, Open generates one that signs at once (under the
-// directory lock, so concurrent first starts create one key). A key file
-// with group or other permissions, or one that does not parse, fails Open
-// with an error naming the file.
+// directory lock, so concurrent first starts create one key). A directory
+// that group or other may access is tightened to 0700 with a warning (and
+// refused when it cannot be); a key file they may access, or one that does
+// not parse, fails Open with an error naming the file.
 func Open(cfg Config) (*Keyring, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("keys: create directory: %w", err)
+	if err := prepareDir(cfg.Dir, cfg.Logger.Warn); err != nil {
+		return nil, err
 	}
 	k := &Keyring{cfg: cfg, log: cfg.Logger, files: map[string]*entry{}}
 	k.cur.Store(buildView(nil, cfg.Now(), cfg.MaxTTL, nil))
@@ -167,6 +175,16 @@ func Open(cfg Config) (*Keyring, error) {
 // token.ParseClaims refuses (not one JSON object, a duplicate or
 // case-variant member, no iss, exp or jti, ...) is refused: nothing is
 // signed that a verifier cannot read.
+//
+// Before signing, the signing key's file is opened and compared (inode,
+// size, mtime) with the version loaded. Every change to a key is an atomic
+// rename, so a key withdrawn by another process (signet keys revoke, a
+// replica sharing the directory) is noticed by the first Sign after the
+// change, not at the next Reload: the directory is re-read and the token
+// is signed with the key that signs now. Opening, rather than a stat, makes
+// NFS clients revalidate with the server (close-to-open consistency). When
+// the key changed and the directory cannot be re-read, Sign fails rather
+// than sign with a key that may be withdrawn.
 func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
 	var c token.Claims
 	if err := token.ParseClaims(payload, &c); err != nil {
@@ -175,6 +193,14 @@ func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
 	s := k.current().signing
 	if s == nil {
 		return "", "", fmt.Errorf("keys: sign: %w", ErrNoSigningKey)
+	}
+	if !k.onDisk(s) {
+		if _, err := k.Reload(); err != nil {
+			return "", "", fmt.Errorf("keys: sign: key %s changed on disk: %w", s.kid, err)
+		}
+		if s = k.current().signing; s == nil {
+			return "", "", fmt.Errorf("keys: sign: %w", ErrNoSigningKey)
+		}
 	}
 	// jws.Sign writes alg into the headers, so each call gets its own.
 	hdr := jws.NewHeaders()
@@ -189,6 +215,20 @@ func (k *Keyring) Sign(payload []byte) (tok string, kid string, err error) {
 		return "", "", fmt.Errorf("keys: sign with %s: %w", s.kid, err)
 	}
 	return string(out), s.kid, nil
+}
+
+// onDisk reports whether e's file still is the version e was loaded from.
+func (k *Keyring) onDisk(e *entry) bool {
+	f, err := os.Open(filepath.Join(k.cfg.Dir, e.name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return statOf(fi).equal(e.stat)
 }
 
 // JWKS returns the RFC 7517 key set of the published keys (next, signing,
@@ -223,7 +263,10 @@ func (k *Keyring) Ready() error {
 // Rotate adds a new key of the configured algorithm. It is published at
 // once and signs from now+PublishDelay, or at once when now is true (the
 // way out for a compromised key; tokens signed meanwhile by the old key
-// stay valid unless it is revoked).
+// stay valid unless it is revoked). With now, every key still waiting to
+// sign (state next) is withdrawn in the same change, as Revoke does, so
+// that no key rotated earlier takes over from the new one at its scheduled
+// time; such a key never signed, so no token needs revoking for it.
 func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 	// Generating (slow for RSA) happens before taking the lock.
 	key, err := generateKey(jwa.SignatureAlgorithm(k.cfg.Algorithm))
@@ -231,6 +274,7 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
 	}
 	var kid string
+	var withdrawn []string
 	err = k.change(func(v *view, t time.Time) ([]*entry, []*entry, error) {
 		signFrom := t
 		if !now {
@@ -241,7 +285,20 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 			return nil, nil, err
 		}
 		kid = e.kid
-		return []*entry{e}, nil, nil
+		writes := []*entry{e}
+		withdrawn = withdrawn[:0]
+		if now {
+			for _, p := range v.entries {
+				if p.revokedAt == nil && p.signFrom.After(t) {
+					w := *p
+					rt := t
+					w.revokedAt = &rt
+					writes = append(writes, &w)
+					withdrawn = append(withdrawn, p.kid)
+				}
+			}
+		}
+		return writes, nil, nil
 	})
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: %w", err)
@@ -249,6 +306,9 @@ func (k *Keyring) Rotate(now bool) (KeyInfo, error) {
 	info, ok := k.current().info(kid)
 	if !ok {
 		return KeyInfo{}, fmt.Errorf("keys: rotate: key %s vanished after writing", kid)
+	}
+	for _, w := range withdrawn {
+		k.log.Info("keys: withdrew a key waiting to sign, superseded by rotate --now", "kid", w, "by", kid)
 	}
 	k.log.Info("keys: rotated", "kid", kid, "sign_from", info.SignFrom, "state", info.State)
 	return info, nil

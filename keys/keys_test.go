@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -867,5 +869,165 @@ func TestCrashedWriteLeavesNoTemporaryKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, lockName)); err != nil {
 		t.Errorf("lock file after Rotate: got error %v, want it kept", err)
+	}
+}
+
+// TestRotateNowWithdrawsPendingKeys: an emergency rotation must not be
+// undone minutes later by a key rotated earlier without --now taking over
+// at its scheduled time.
+func TestRotateNowWithdrawsPendingKeys(t *testing.T) {
+	clock := newTestClock()
+	dir := t.TempDir()
+	k := openTest(t, dir, clock) // PublishDelay 10m
+	old := signingKey(t, k)
+	pending, err := k.Rotate(false)
+	if err != nil {
+		t.Fatalf("Rotate(false): %v", err)
+	}
+	clock.Advance(time.Minute)
+	pending2, err := k.Rotate(false)
+	if err != nil {
+		t.Fatalf("Rotate(false): %v", err)
+	}
+	clock.Advance(time.Minute)
+	emergency, err := k.Rotate(true)
+	if err != nil {
+		t.Fatalf("Rotate(true): %v", err)
+	}
+	for _, p := range []KeyInfo{pending, pending2} {
+		if got := infoOf(t, k, p.ID); got.State != StateRevoked {
+			t.Errorf("pending key %s: got state %s, want revoked", p.ID, got.State)
+		}
+	}
+	if got := jwksKIDs(t, k); !slices.Equal(got, []string{emergency.ID, old}) {
+		t.Errorf("JWKS kids = %v, want [%s %s] (pending keys withdrawn)", got, emergency.ID, old)
+	}
+	// Past every scheduled sign_from, the emergency key still signs, here
+	// and in a keyring that reads the directory afresh (another replica).
+	clock.Advance(time.Hour)
+	if got := signingKey(t, k); got != emergency.ID {
+		t.Errorf("after the pending keys' sign_from: signing kid = %s, want %s", got, emergency.ID)
+	}
+	other := openTest(t, dir, clock)
+	if got := signingKey(t, other); got != emergency.ID {
+		t.Errorf("another keyring: signing kid = %s, want %s", got, emergency.ID)
+	}
+	// A plain rotation is unchanged: it leaves pending keys alone.
+	next1, err := k.Rotate(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Rotate(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := infoOf(t, k, next1.ID); got.State != StateNext {
+		t.Errorf("a rotation without now withdrew pending key %s: state %s", next1.ID, got.State)
+	}
+}
+
+// TestKeyDirectoryPermissions: a missing directory is created 0700 (with
+// its parents); an existing one that group or other may access is
+// tightened to 0700 with a warning naming it, or refused with the fix when
+// it cannot be.
+func TestKeyDirectoryPermissions(t *testing.T) {
+	t.Run("created 0700", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data", "keys")
+		openTest(t, dir, newTestClock())
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o700 {
+			t.Errorf("mode of a created key directory: got %04o, want 0700", got)
+		}
+	})
+	for _, mode := range []os.FileMode{0o755, 0o750, 0o701, 0o770} {
+		t.Run(fmt.Sprintf("%04o tightened with a warning", mode), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "keys")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			var logged bytes.Buffer
+			_, err := Open(Config{Dir: dir, Now: newTestClock().Now, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+				t.Errorf("mode after Open: got %04o, want 0700", fi.Mode().Perm())
+			}
+			if out := logged.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, dir) || !strings.Contains(out, fmt.Sprintf("was=%04o", mode)) {
+				t.Errorf("got log %q, want a warning naming %s and mode %04o", out, dir, mode)
+			}
+		})
+	}
+	t.Run("refused when it cannot be tightened", func(t *testing.T) {
+		// /proc/self is a directory of mode 0555 that nobody, root
+		// included, may chmod.
+		if _, err := Open(Config{Dir: "/proc/self", Now: newTestClock().Now}); !errors.Is(err, ErrInsecureFile) || !strings.Contains(err.Error(), "chmod 700 /proc/self") {
+			t.Fatalf("got %v, want ErrInsecureFile naming the fix", err)
+		}
+	})
+	t.Run("default is data/keys", func(t *testing.T) {
+		if DefaultDir != "data/keys" {
+			t.Errorf("DefaultDir: got %q, want data/keys", DefaultDir)
+		}
+		t.Chdir(t.TempDir())
+		if _, err := Open(Config{Now: newTestClock().Now}); err != nil {
+			t.Fatal(err)
+		}
+		if len(keyFiles(t, filepath.Join("data", "keys"))) != 1 {
+			t.Errorf("no key in data/keys")
+		}
+	})
+}
+
+// TestSignNoticesWithdrawalAtOnce: once another process (signet keys
+// revoke, another replica) has withdrawn the signing key, this keyring
+// never signs with it again, without waiting for a Reload or Run.
+func TestSignNoticesWithdrawalAtOnce(t *testing.T) {
+	clock := newTestClock()
+	dir := t.TempDir()
+	issuer := openTest(t, dir, clock)
+	cli := openTest(t, dir, clock)
+	first := signingKey(t, issuer)
+	if _, err := cli.Revoke(first); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if got := signingKey(t, issuer); got == first {
+		t.Fatalf("signed with %s right after another keyring withdrew it", got)
+	}
+	// With no other key to hand over to, a fresh one was generated by the
+	// revoking side; it is the one used.
+	if got, want := signingKey(t, issuer), signingKey(t, cli); got != want {
+		t.Errorf("signing kid: got %s, want %s (the revoking side's)", got, want)
+	}
+	// A key file removed from under the keyring (a restore, a manual
+	// delete) is noticed too: the keyring re-reads the directory.
+	second := signingKey(t, issuer)
+	if _, err := cli.Rotate(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, second+fileSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	if got := signingKey(t, issuer); got == second {
+		t.Fatalf("signed with %s after its file was removed", got)
+	}
+}
+
+// BenchmarkSignFreshnessCheck is what Sign added to notice a withdrawal at
+// once: opening and stat-ing the signing key's file. Compare it with
+// BenchmarkSign.
+func BenchmarkSignFreshnessCheck(b *testing.B) {
+	k := openTest(b, b.TempDir(), newTestClock(), func(c *Config) { c.Now = time.Now })
+	s := k.current().signing
+	b.ReportAllocs()
+	for b.Loop() {
+		if !k.onDisk(s) {
+			b.Fatal("the signing key's file looks changed")
+		}
 	}
 }

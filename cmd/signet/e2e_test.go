@@ -486,8 +486,8 @@ func TestKeysCLI(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, errOut, code := e.cli("", "keys", "revoke", oldKid); code != 0 {
-		t.Fatalf("keys revoke: %s", errOut)
+	if out, err := e.revokeKey(oldKid); err != nil {
+		t.Fatalf("keys revoke: %v: %s", err, out)
 	}
 	if _, _, code := e.cli("", "keys", "revoke", "no-such-kid"); code == 0 {
 		t.Fatal("keys revoke of an unknown kid succeeded")

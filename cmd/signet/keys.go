@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -51,15 +52,21 @@ func (c *cli) keysRotateCommand() *cobra.Command {
 	var now bool
 	cmd := &cobra.Command{
 		Use:   "rotate [--now]",
-		Short: "Add a new key: published at once, signing after keys.publish_delay (or at once with --now)",
+		Short: "Add a new key: published at once, signing after keys.publish_delay (or at once with --now, withdrawing every key still waiting to sign)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withKeyring(cmd, func(_ config.Config, kr *keys.Keyring) error {
+				before := kr.List()
 				k, err := kr.Rotate(now)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "new key %s (%s), signing from %s\n", k.ID, k.Algorithm, fmtTime(k.SignFrom))
+				for _, b := range before {
+					if a, ok := findKey(kr.List(), b.ID); ok && b.State == keys.StateNext && a.State == keys.StateRevoked {
+						fmt.Fprintf(c.stdout, "withdrew key %s, which was waiting to sign from %s\n", b.ID, fmtTime(b.SignFrom))
+					}
+				}
 				return nil
 			})
 		},
@@ -112,6 +119,11 @@ func (c *cli) withKeyring(cmd *cobra.Command, fn func(cfg config.Config, kr *key
 	if err != nil {
 		return err
 	}
+	dir := cfg.Keys.Dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	fmt.Fprintf(c.stderr, "signet: keys dir %s\n", dir)
 	kr, err := openKeyring(cfg, newOfflineLogger(cfg.Log, c.stderr))
 	if err != nil {
 		return err

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/signet-auth/signet/config"
+	"github.com/signet-auth/signet/issuer"
 )
 
 // cli holds what every subcommand shares: the streams and the --config flag.
@@ -81,13 +84,49 @@ var flagBindings = map[string]string{
 }
 
 // loadConfig reads the configuration for cmd: file, SIGNET_* environment,
-// then the command's flags.
+// then the command's flags. Everything the issuer would refuse is refused
+// here, before any command opens a store or creates a key.
 func (c *cli) loadConfig(cmd *cobra.Command) (config.Config, error) {
-	cfg, err := config.Load(c.configPath, cmd.Flags(), flagBindings)
+	cfg, err := config.Load(c.configPath, cmd.Flags(), flagBindings, checkScopes, checkIssuer)
 	if err != nil {
 		return config.Config{}, err
 	}
 	return cfg, nil
+}
+
+// checkScopes applies the issuer's scope rule to every role pattern and
+// preset scope, so a bad one is reported with its key and line.
+func checkScopes(cfg config.Config) error {
+	var errs []error
+	for _, role := range slices.Sorted(maps.Keys(cfg.Roles)) {
+		for i, s := range cfg.Roles[role].Scopes {
+			if err := issuer.CheckScope(s); err != nil {
+				errs = append(errs, &config.Error{Key: fmt.Sprintf("roles.%s.scopes[%d]", role, i), Problem: scopeProblem(err)})
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Presets)) {
+		for i, s := range cfg.Presets[name] {
+			if err := issuer.CheckScope(s); err != nil {
+				errs = append(errs, &config.Error{Key: fmt.Sprintf("presets.%s[%d]", name, i), Problem: scopeProblem(err)})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scopeProblem is the sentence of an issuer scope error.
+func scopeProblem(err error) string {
+	var ie *issuer.Error
+	if errors.As(err, &ie) {
+		return ie.Message
+	}
+	return err.Error()
+}
+
+// checkIssuer refuses what issuer.New would refuse.
+func checkIssuer(cfg config.Config) error {
+	return issuerConfig(cfg, nil).Validate()
 }
 
 // addStoreFlags adds the flags that every offline command shares.

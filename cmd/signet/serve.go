@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -269,6 +270,9 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 			PollInterval:      cfg.Revocation.PollInterval,
 			MaxDelta:          cfg.Revocation.MaxDelta,
 			KeepAlive:         cfg.Revocation.KeepAlive,
+			MaxStreams:        cfg.Revocation.MaxStreams,
+			// The file's 0 (no per-client bound) is the issuer's negative.
+			MaxStreamsPerClient: cmp.Or(cfg.Revocation.MaxStreamsPerClient, -1),
 		},
 		PruneInterval: cfg.Tokens.PruneInterval,
 		PruneAfter:    cfg.Tokens.PruneAfter,

@@ -48,8 +48,13 @@ func (c *cli) tokenCommand() *cobra.Command {
 		}
 		pw := os.Getenv("SIGNET_PASSWORD")
 		if pw == "" {
-			if pw, err = readPassword(c.stdin); err != nil {
-				return nil, fmt.Errorf("%w (pipe it on stdin or set SIGNET_PASSWORD)", err)
+			if fd, ok := terminal(c.stdin); ok {
+				pw, err = promptPassword(fd, c.stderr, "Password for "+name+" at "+base+": ")
+			} else {
+				pw, err = readPassword(c.stdin)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w (type it when asked, pipe it on stdin or set SIGNET_PASSWORD)", err)
 			}
 		}
 		hc, err := httpClient(caFile, 30*time.Second)

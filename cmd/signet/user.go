@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/signet-auth/signet/config"
 	"github.com/signet-auth/signet/issuer"
@@ -33,8 +38,8 @@ func (c *cli) userAddCommand() *cobra.Command {
 		Short: "Add a user",
 		Args:  exactArgs(1, "the username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !fromStdin {
-				return usageError{"--password-stdin is required: pipe the password on standard input"}
+			if _, tty := terminal(c.stdin); !fromStdin && !tty {
+				return usageError{"--password-stdin is required: pipe the password on standard input (on a terminal signet asks for it)"}
 			}
 			now := time.Now().UTC()
 			u := store.User{Username: args[0], Org: org, Role: store.Role(role), Email: email, CreatedAt: now, UpdatedAt: now}
@@ -42,7 +47,7 @@ func (c *cli) userAddCommand() *cobra.Command {
 				return err
 			}
 			return c.withService(cmd, func(svc *issuer.Service) error {
-				password, err := readPassword(c.stdin)
+				password, err := c.readNewPassword("new user " + u.Username)
 				if err != nil {
 					return err
 				}
@@ -60,7 +65,7 @@ func (c *cli) userAddCommand() *cobra.Command {
 	cmd.Flags().StringVar(&org, "org", "", "organization (required)")
 	cmd.Flags().StringVar(&role, "role", "member", "admin or member")
 	cmd.Flags().StringVar(&email, "email", "", "email address (required)")
-	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input (a terminal is asked, without echo)")
 	_ = cmd.MarkFlagRequired("org")
 	_ = cmd.MarkFlagRequired("email")
 	addStoreFlags(cmd)
@@ -120,11 +125,11 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 		Short: "Set a user's password",
 		Args:  exactArgs(1, "the username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !fromStdin {
-				return usageError{"--password-stdin is required: pipe the password on standard input"}
+			if _, tty := terminal(c.stdin); !fromStdin && !tty {
+				return usageError{"--password-stdin is required: pipe the password on standard input (on a terminal signet asks for it)"}
 			}
 			return c.withService(cmd, func(svc *issuer.Service) error {
-				password, err := readPassword(c.stdin)
+				password, err := c.readNewPassword(args[0])
 				if err != nil {
 					return err
 				}
@@ -141,7 +146,7 @@ func (c *cli) userPasswdCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the new password from standard input")
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the new password from standard input (a terminal is asked, without echo)")
 	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke every personal token the user holds")
 	addStoreFlags(cmd)
 	return cmd
@@ -154,12 +159,72 @@ func (c *cli) withStore(cmd *cobra.Command, fn func(cfg config.Config, st store.
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cmd.Context(), cfg.Store)
+	st, err := c.openStore(cmd, cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	return fn(cfg, st)
+}
+
+// openStore opens the configured store for an offline command, first
+// saying on stderr which one, so that a command run from the wrong folder
+// (a new SQLite file) or with the wrong environment is noticed.
+func (c *cli) openStore(cmd *cobra.Command, cfg config.Store) (store.Store, error) {
+	fmt.Fprintf(c.stderr, "signet: store %s\n", describeStore(cfg))
+	return openStore(cmd.Context(), cfg)
+}
+
+// describeStore names a store for a person: the driver and the SQLite
+// file's absolute path, or PostgreSQL's host, port and database. It never
+// shows a password or other DSN parameters.
+func describeStore(cfg config.Store) string {
+	if cfg.Driver != "postgres" {
+		path := cfg.DSN
+		if file, _, ok := strings.Cut(strings.TrimPrefix(path, "file:"), "?"); ok || strings.HasPrefix(path, "file:") {
+			path = file
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		return fmt.Sprintf("%s %s", cfg.Driver, path)
+	}
+	host, port, db := "", "", ""
+	if u, err := url.Parse(cfg.DSN); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		host, port, db = u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/")
+	} else {
+		for _, field := range strings.Fields(cfg.DSN) {
+			k, v, _ := strings.Cut(field, "=")
+			v = strings.Trim(v, "'")
+			switch k {
+			case "host":
+				host = v
+			case "port":
+				port = v
+			case "dbname":
+				db = v
+			}
+		}
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	}
+	if db != "" {
+		host += "/" + db
+	}
+	return "postgres " + host
+}
+
+// readNewPassword reads a new password: one line from a pipe, or on a
+// terminal asked twice for who, without echo.
+func (c *cli) readNewPassword(who string) (string, error) {
+	if fd, ok := terminal(c.stdin); ok {
+		return promptNewPassword(fd, c.stderr, who)
+	}
+	return readPassword(c.stdin)
 }
 
 // withService opens the store for one offline command and hands the
@@ -174,6 +239,48 @@ func (c *cli) withService(cmd *cobra.Command, fn func(svc *issuer.Service) error
 		}
 		return fn(svc)
 	})
+}
+
+// terminal reports whether r is a terminal, and its descriptor.
+func terminal(r io.Reader) (int, bool) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// promptNewPassword asks on w for a new password for who, twice, reading
+// the terminal fd without echo.
+func promptNewPassword(fd int, w io.Writer, who string) (string, error) {
+	first, err := promptPassword(fd, w, "New password for "+who+": ")
+	if err != nil {
+		return "", err
+	}
+	again, err := promptPassword(fd, w, "Repeat the password: ")
+	if err != nil {
+		return "", err
+	}
+	if first != again {
+		return "", errors.New("the two passwords differ; nothing was changed")
+	}
+	return first, nil
+}
+
+// promptPassword writes prompt to w and reads one line from the terminal
+// fd without echo.
+func promptPassword(fd int, w io.Writer, prompt string) (string, error) {
+	fmt.Fprint(w, prompt)
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(w)
+	if err != nil {
+		return "", fmt.Errorf("read password from the terminal: %w", err)
+	}
+	if len(b) == 0 {
+		return "", errors.New("no password given")
+	}
+	return string(b), nil
 }
 
 // readPassword reads one line from r, without its line ending.

@@ -91,12 +91,16 @@ func (c *cli) issuerURL(cmd *cobra.Command, flagValue, flagName string) (string,
 	if base == "" {
 		base, from = os.Getenv("SIGNET_URL"), "SIGNET_URL"
 	}
-	if base == "" {
+	// The file is read when it gives the URL, and whenever --config names
+	// one: a file with mistakes is refused by every command that reads it.
+	if base == "" || c.configPath != "" {
 		cfg, err := c.loadConfig(cmd)
 		if err != nil {
 			return "", err
 		}
-		base, from = cfg.Server.PublicURL, "server.public_url"
+		if base == "" {
+			base, from = cfg.Server.PublicURL, "server.public_url"
+		}
 	}
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", usageError{fmt.Sprintf("%s %q is not an http(s) URL", from, base)}
