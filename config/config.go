@@ -108,12 +108,15 @@ type Keys struct {
 
 // Tokens configures token issuance.
 type Tokens struct {
-	UserTokenTTL   time.Duration `mapstructure:"user_token_ttl"`
-	DefaultTTL     time.Duration `mapstructure:"default_ttl"` // POST /tokens default
-	MaxTTL         time.Duration `mapstructure:"max_ttl"`
-	Audience       []string      `mapstructure:"audience"`
-	PersonalTokens bool          `mapstructure:"personal_tokens"`
-	PruneInterval  time.Duration `mapstructure:"prune_interval"`
+	UserTokenTTL time.Duration `mapstructure:"user_token_ttl"`
+	DefaultTTL   time.Duration `mapstructure:"default_ttl"` // POST /tokens default
+	MaxTTL       time.Duration `mapstructure:"max_ttl"`
+	// MaxRegenerateGrace bounds the grace period of a regenerate (how long
+	// the old value keeps working); 0 turns grace periods off.
+	MaxRegenerateGrace time.Duration `mapstructure:"max_regenerate_grace"`
+	Audience           []string      `mapstructure:"audience"`
+	PersonalTokens     bool          `mapstructure:"personal_tokens"`
+	PruneInterval      time.Duration `mapstructure:"prune_interval"`
 	// PruneAfter keeps expired token records this long for lookups before
 	// they are deleted.
 	PruneAfter time.Duration `mapstructure:"prune_after"`
@@ -185,12 +188,13 @@ func Default() Config {
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
-			UserTokenTTL:   24 * time.Hour,
-			DefaultTTL:     8760 * time.Hour,
-			MaxTTL:         8760 * time.Hour,
-			PersonalTokens: true,
-			PruneInterval:  time.Hour,
-			PruneAfter:     30 * 24 * time.Hour,
+			UserTokenTTL:       24 * time.Hour,
+			DefaultTTL:         8760 * time.Hour,
+			MaxTTL:             8760 * time.Hour,
+			MaxRegenerateGrace: 24 * time.Hour,
+			PersonalTokens:     true,
+			PruneInterval:      time.Hour,
+			PruneAfter:         30 * 24 * time.Hour,
 		},
 		Revocation: Revocation{
 			FalsePositiveRate:   1e-6,
@@ -486,6 +490,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tokens.DefaultTTL < time.Second || c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
 		bad("tokens.default_ttl", "%s must be at least 1s and at most tokens.max_ttl %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)
+	}
+	if g := c.Tokens.MaxRegenerateGrace; g < 0 || g > maxMaxTTL {
+		bad("tokens.max_regenerate_grace", "%s is out of range; want 0 (grace periods off) up to %s", g, maxMaxTTL)
 	}
 	for i, a := range c.Tokens.Audience {
 		if strings.TrimSpace(a) == "" {

@@ -39,6 +39,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
 		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},
 		{"tokens.default_ttl", c.Tokens.DefaultTTL, 8760 * time.Hour},
+		{"tokens.max_regenerate_grace", c.Tokens.MaxRegenerateGrace, 24 * time.Hour},
 		{"tokens.personal_tokens", c.Tokens.PersonalTokens, true},
 		{"revocation.false_positive_rate", c.Revocation.FalsePositiveRate, 1e-6},
 	}
@@ -114,6 +115,7 @@ func TestValidationErrors(t *testing.T) {
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},
 		{"log format", "log:\n  format: xml\n", "log.format"},
+		{"negative grace", "tokens:\n  max_regenerate_grace: -1h\n", "tokens.max_regenerate_grace"},
 		{"tls cert without key", "server:\n  tls_cert_file: /etc/tls.crt\n", "server.tls_key_file"},
 		{"tls key without cert", "server:\n  tls_key_file: /etc/tls.key\n", "server.tls_cert_file"},
 	}
@@ -127,6 +129,20 @@ func TestValidationErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil {
 		t.Fatal("a named config file that does not exist must be an error")
+	}
+}
+
+// TestMaxRegenerateGrace: the file and SIGNET_TOKENS_MAX_REGENERATE_GRACE
+// set the bound; 0 (grace periods off) is valid.
+func TestMaxRegenerateGrace(t *testing.T) {
+	c, err := Load(writeFile(t, "tokens:\n  max_regenerate_grace: 2s\n"), nil, nil)
+	if err != nil || c.Tokens.MaxRegenerateGrace != 2*time.Second {
+		t.Fatalf("file: got %v, %v; want 2s", c.Tokens.MaxRegenerateGrace, err)
+	}
+	t.Setenv("SIGNET_TOKENS_MAX_REGENERATE_GRACE", "0s")
+	c, err = Load(writeFile(t, "tokens:\n  max_regenerate_grace: 2s\n"), nil, nil)
+	if err != nil || c.Tokens.MaxRegenerateGrace != 0 {
+		t.Fatalf("environment: got %v, %v; want 0 (off)", c.Tokens.MaxRegenerateGrace, err)
 	}
 }
 

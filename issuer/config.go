@@ -31,6 +31,10 @@ type Config struct {
 	DefaultTTL time.Duration
 	// MaxTTL bounds every lifetime a client may ask for (default 8760h).
 	MaxTTL time.Duration
+	// MaxRegenerateGrace bounds the grace period a regenerate may ask
+	// for, during which the old value stays valid (default 24h; negative:
+	// grace periods are turned off).
+	MaxRegenerateGrace time.Duration
 	// PersonalTokens lets members create their own tokens. When false only
 	// organization admins create tokens.
 	PersonalTokens bool
@@ -100,6 +104,7 @@ const (
 	defaultPublicURL         = "http://localhost:8080"
 	defaultUserTokenTTL      = 24 * time.Hour
 	defaultTokenTTL          = 8760 * time.Hour
+	defaultMaxGrace          = 24 * time.Hour
 	defaultBodyLimit         = 64 << 10
 	defaultReadTimeout       = 10 * time.Second
 	defaultWriteTimeout      = 10 * time.Second
@@ -156,6 +161,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultTTL < time.Second || c.DefaultTTL > c.MaxTTL {
 		return c, fmt.Errorf("issuer: default TTL %s must be between 1s and the max TTL %s", c.DefaultTTL, c.MaxTTL)
+	}
+	if c.MaxRegenerateGrace == 0 {
+		c.MaxRegenerateGrace = defaultMaxGrace
 	}
 
 	if len(c.Roles) == 0 {

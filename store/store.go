@@ -129,12 +129,38 @@ type TokenRecord struct {
 	ExpiresAt time.Time
 	// Lifetime is ExpiresAt-IssuedAt as asked for; regenerate reuses it.
 	Lifetime time.Duration
-	// RevokedAt is nil while the token is not revoked.
+	// RevokedAt is nil while the token is not revoked; otherwise when the
+	// revocation in force was recorded.
 	RevokedAt *time.Time
+	// ValidUntil, on a revoked token, is when the revocation takes effect
+	// when that is later than RevokedAt: the old value of a token
+	// regenerated with a grace period stays valid until then. Zero: the
+	// revocation took effect at RevokedAt. Revoking such a token again
+	// before ValidUntil, or a subject cut-off covering it, moves ValidUntil
+	// to that moment.
+	ValidUntil time.Time
 	// ReplacedBy is the ID of the token that regenerate made from this one.
 	ReplacedBy string
 	// ParentID is the token this one was regenerated or copied from.
 	ParentID string
+}
+
+// Revoked reports whether the token is revoked at now: revoked, and past
+// its grace period if it has one (ValidUntil).
+func (t TokenRecord) Revoked(now time.Time) bool {
+	return t.RevokedAt != nil && (t.ValidUntil.IsZero() || !now.Before(t.ValidUntil))
+}
+
+// RevokedFrom is when the token's revocation takes (or took) effect:
+// ValidUntil when set, else RevokedAt; false when it is not revoked.
+func (t TokenRecord) RevokedFrom() (time.Time, bool) {
+	switch {
+	case t.RevokedAt == nil:
+		return time.Time{}, false
+	case !t.ValidUntil.IsZero():
+		return t.ValidUntil, true
+	}
+	return *t.RevokedAt, true
 }
 
 // Validate reports what makes t unfit to store (no issuer produces such a
@@ -163,10 +189,12 @@ func (t TokenRecord) Validate() error {
 
 // TokenFilter selects tokens for ListTokens. Zero fields do not filter.
 type TokenFilter struct {
-	Org            string // required by callers in practice; empty = all orgs
-	Owner          string // the owner's username as recorded on the token
-	OwnerID        string // the owner's User.ID
-	Type           TokenType
+	Org     string // required by callers in practice; empty = all orgs
+	Owner   string // the owner's username as recorded on the token
+	OwnerID string // the owner's User.ID
+	Type    TokenType
+	// IncludeRevoked keeps revoked tokens. Without it, a token whose grace
+	// period (ValidUntil) runs past Now is listed: it is still valid.
 	IncludeRevoked bool
 	// IncludeExpired keeps tokens whose ExpiresAt has passed (relative to
 	// Now). Default lists them too when true; the issuer decides.
@@ -209,7 +237,11 @@ type Revocation struct {
 	// NotBefore is the cut-off for RevokeSubject: tokens issued before it
 	// are revoked. Zero for other kinds.
 	NotBefore time.Time
-	RevokedAt time.Time
+	// ValidUntil, on a RevokeToken entry, is when the revocation takes
+	// effect (the old value of a token regenerated with a grace period);
+	// zero: at once. Zero for other kinds.
+	ValidUntil time.Time
+	RevokedAt  time.Time
 	// ExpiresAt is when the entry stops mattering (the revoked token's
 	// expiry, or the cut-off plus the maximum token lifetime, and never
 	// before the last expiry of a token the cut-off revoked). Entries
@@ -271,8 +303,9 @@ type Store interface {
 	// the same transaction: they are marked revoked and one RevokeSubject
 	// entry is appended to the log, expiring at revokeExpires (which must
 	// be after now) or, when a token it revokes expires later (issued
-	// under a longer maximum lifetime), at that token's expiry.
-	// ErrNotFound when absent.
+	// under a longer maximum lifetime), at that token's expiry. A covered
+	// token in its grace period ends it now (ValidUntil = now): the
+	// cut-off wins. ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
 	// RehashPassword replaces the user's password hash with newHash, an
 	// encoding of the same password (a bcrypt cost change), but only while
@@ -299,20 +332,30 @@ type Store interface {
 	// atomically. Revoking an already revoked token changes nothing and
 	// returns the existing entry (idempotent): its own, else the
 	// RevokeSubject entry that covers it, else (that entry pruned) one with
-	// Seq 0 built from the token record. ErrNotFound when absent.
+	// Seq 0 built from the token record. A token in its grace period
+	// (ValidUntil after now) is the exception: it is revoked at once, its
+	// ValidUntil set to now and a RevokeToken entry without ValidUntil
+	// appended, which revocation.Index folds with the earlier one to "from
+	// now on". ErrNotFound when absent.
 	RevokeToken(ctx context.Context, id string, now time.Time, reason string) (Revocation, error)
 	// ReplaceToken is regenerate: in one transaction it checks that oldID
 	// has not been replaced already (else ErrConflict), revokes it (if not
 	// yet revoked), sets its ReplacedBy, and inserts next. Of two
-	// concurrent calls for one token exactly one succeeds.
-	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now time.Time) (Revocation, error)
+	// concurrent calls for one token exactly one succeeds. A validUntil
+	// after now is a grace period: the old token stays valid until then
+	// (at most until its own ExpiresAt), as its record (ValidUntil) and
+	// its entry (ValidUntil) say; zero, or a time not after now, revokes
+	// it at once. An old token that is already revoked stays as it is.
+	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now, validUntil time.Time) (Revocation, error)
 
 	// RevokeKey appends a RevokeKey entry for kid expiring at expires,
 	// which must be after now (idempotent: an existing entry is returned
 	// unchanged).
 	RevokeKey(ctx context.Context, kid string, now, expires time.Time) (Revocation, error)
-	// GetTokenRevocation returns the RevokeToken entry for a token ID;
-	// ErrNotFound when the token is not revoked (or its entry expired).
+	// GetTokenRevocation returns the newest RevokeToken entry for a token
+	// ID (a token revoked during its grace period has two: the one with
+	// ValidUntil, then the one in force at once); ErrNotFound when the
+	// token is not revoked (or its entry expired).
 	GetTokenRevocation(ctx context.Context, tokenID string) (Revocation, error)
 	// ListRevocations returns the entries with Seq > since and ExpiresAt >
 	// now, ordered by Seq.

@@ -235,6 +235,15 @@ func openKeyring(cfg config.Config, log *slog.Logger) (*keys.Keyring, error) {
 	})
 }
 
+// regenerateGrace maps tokens.max_regenerate_grace onto the issuer's,
+// where zero means the default: 0 in the file turns grace periods off.
+func regenerateGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // issuerConfig maps the file's configuration onto the issuer's.
 func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 	roles := make(map[string][]string, len(cfg.Roles))
@@ -242,26 +251,27 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		roles[name] = r.Scopes
 	}
 	return issuer.Config{
-		PublicURL:         cfg.Server.PublicURL,
-		Audience:          cfg.Tokens.Audience,
-		UserTokenTTL:      cfg.Tokens.UserTokenTTL,
-		DefaultTTL:        cfg.Tokens.DefaultTTL,
-		MaxTTL:            cfg.Tokens.MaxTTL,
-		PersonalTokens:    cfg.Tokens.PersonalTokens,
-		Roles:             roles,
-		Presets:           cfg.Presets,
-		UIDefaultPreset:   cfg.UI.DefaultPreset,
-		BodyLimit:         cfg.Server.BodyLimit,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		TrustedProxies:    cfg.Server.TrustedProxies,
-		BcryptCost:        cfg.Security.BcryptCost,
-		HashWorkers:       cfg.Security.HashWorkers,
-		MaxFailuresUser:   cfg.Security.MaxFailuresUser,
-		MaxFailuresClient: cfg.Security.MaxFailuresClient,
-		FailureWindow:     cfg.Security.FailureWindow,
-		MinPasswordLength: cfg.Security.MinPasswordLength,
+		PublicURL:          cfg.Server.PublicURL,
+		Audience:           cfg.Tokens.Audience,
+		UserTokenTTL:       cfg.Tokens.UserTokenTTL,
+		DefaultTTL:         cfg.Tokens.DefaultTTL,
+		MaxTTL:             cfg.Tokens.MaxTTL,
+		MaxRegenerateGrace: regenerateGrace(cfg.Tokens.MaxRegenerateGrace),
+		PersonalTokens:     cfg.Tokens.PersonalTokens,
+		Roles:              roles,
+		Presets:            cfg.Presets,
+		UIDefaultPreset:    cfg.UI.DefaultPreset,
+		BodyLimit:          cfg.Server.BodyLimit,
+		ReadTimeout:        cfg.Server.ReadTimeout,
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		IdleTimeout:        cfg.Server.IdleTimeout,
+		TrustedProxies:     cfg.Server.TrustedProxies,
+		BcryptCost:         cfg.Security.BcryptCost,
+		HashWorkers:        cfg.Security.HashWorkers,
+		MaxFailuresUser:    cfg.Security.MaxFailuresUser,
+		MaxFailuresClient:  cfg.Security.MaxFailuresClient,
+		FailureWindow:      cfg.Security.FailureWindow,
+		MinPasswordLength:  cfg.Security.MinPasswordLength,
 		Revocation: issuer.RevocationConfig{
 			FalsePositiveRate: cfg.Revocation.FalsePositiveRate,
 			PollInterval:      cfg.Revocation.PollInterval,

@@ -388,7 +388,7 @@ func TestWatchSignalsRevocationsFromOtherHandle(t *testing.T) {
 		{"ReplaceToken", func() error {
 			next := store.TokenRecord{ID: "tok-2b", Type: store.TokenAdministrative, Org: "acme", Subject: "token:tok-2b",
 				IssuedAt: testNow, ExpiresAt: testNow.Add(time.Hour), Lifetime: time.Hour, ParentID: "tok-2"}
-			_, err := b.ReplaceToken(ctx, "tok-2", next, testNow)
+			_, err := b.ReplaceToken(ctx, "tok-2", next, testNow, time.Time{})
 			return err
 		}},
 		{"RevokeKey", func() error { _, err := b.RevokeKey(ctx, "kid-1", testNow, testNow.Add(time.Hour)); return err }},
@@ -673,7 +673,7 @@ func TestLookupsOfUnstorableKeys(t *testing.T) {
 			{"ReplaceToken", func() error {
 				next := store.TokenRecord{ID: "tok-next", Type: store.TokenAdministrative, Org: "acme",
 					IssuedAt: testNow, ExpiresAt: testNow.Add(time.Hour)}
-				_, err := s.ReplaceToken(ctx, key, next, testNow)
+				_, err := s.ReplaceToken(ctx, key, next, testNow, time.Time{})
 				return err
 			}},
 			{"GetTokenRevocation", func() error { _, err := s.GetTokenRevocation(ctx, key); return err }},
@@ -869,10 +869,17 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 }
 
+// undoGrace turns a database back to before migration 6 (grace periods).
+var undoGrace = []string{
+	`ALTER TABLE revocations DROP COLUMN valid_until`,
+	`ALTER TABLE tokens DROP COLUMN valid_until`,
+	`DELETE FROM schema_migrations WHERE version >= 6`,
+}
+
 // undoUserIDs turns a database back to before migration 3 (user ids),
-// undoing migrations 5 (expiry notices) and 4 (the revocation log's epoch
-// and tags) first.
-var undoUserIDs = append(undoExpiryNotices,
+// undoing migrations 6 (grace periods), 5 (expiry notices) and 4 (the
+// revocation log's epoch and tags) first.
+var undoUserIDs = append(append(slices.Clip(undoGrace), undoExpiryNotices...),
 	`ALTER TABLE revocation_state DROP COLUMN epoch`,
 	`ALTER TABLE revocation_state DROP COLUMN head`,
 	`ALTER TABLE revocations DROP COLUMN tag`,
