@@ -11,11 +11,13 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +38,34 @@ type Config struct {
 	Log        Log                 `mapstructure:"log"`
 	Auth       Auth                `mapstructure:"auth"`
 	UI         UI                  `mapstructure:"ui"`
+	Notify     Notify              `mapstructure:"notify"`
 	Gate       Gate                `mapstructure:"gate"`
 }
+
+// Notify configures expiry notices: the owner of a named token (for an
+// administrative token, every admin of its organization) is told before it
+// expires, once per threshold, by email and/or a webhook. Off unless
+// SMTP.Addr or WebhookURL is set.
+type Notify struct {
+	// Before lists how long before expiry a notice is due.
+	Before []time.Duration `mapstructure:"before"`
+	// Interval is how often the issuer looks for due notices.
+	Interval   time.Duration `mapstructure:"interval"`
+	SMTP       SMTP          `mapstructure:"smtp"`
+	WebhookURL string        `mapstructure:"webhook_url"`
+}
+
+// SMTP says how expiry notices leave by email.
+type SMTP struct {
+	Addr     string `mapstructure:"addr"` // host:port
+	From     string `mapstructure:"from"` // RFC 5322 address
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	StartTLS bool   `mapstructure:"starttls"`
+}
+
+// Enabled reports whether any notice channel is configured.
+func (n Notify) Enabled() bool { return n.SMTP.Addr != "" || n.WebhookURL != "" }
 
 // UI configures the web page at /ui/.
 type UI struct {
@@ -81,12 +109,15 @@ type Keys struct {
 
 // Tokens configures token issuance.
 type Tokens struct {
-	UserTokenTTL   time.Duration `mapstructure:"user_token_ttl"`
-	DefaultTTL     time.Duration `mapstructure:"default_ttl"` // POST /tokens default
-	MaxTTL         time.Duration `mapstructure:"max_ttl"`
-	Audience       []string      `mapstructure:"audience"`
-	PersonalTokens bool          `mapstructure:"personal_tokens"`
-	PruneInterval  time.Duration `mapstructure:"prune_interval"`
+	UserTokenTTL time.Duration `mapstructure:"user_token_ttl"`
+	DefaultTTL   time.Duration `mapstructure:"default_ttl"` // POST /tokens default
+	MaxTTL       time.Duration `mapstructure:"max_ttl"`
+	// MaxRegenerateGrace bounds the grace period of a regenerate (how long
+	// the old value keeps working); 0 turns grace periods off.
+	MaxRegenerateGrace time.Duration `mapstructure:"max_regenerate_grace"`
+	Audience           []string      `mapstructure:"audience"`
+	PersonalTokens     bool          `mapstructure:"personal_tokens"`
+	PruneInterval      time.Duration `mapstructure:"prune_interval"`
 	// PruneAfter keeps expired token records this long for lookups before
 	// they are deleted.
 	PruneAfter time.Duration `mapstructure:"prune_after"`
@@ -158,12 +189,13 @@ func Default() Config {
 			PublishDelay: 10 * time.Minute,
 		},
 		Tokens: Tokens{
-			UserTokenTTL:   24 * time.Hour,
-			DefaultTTL:     8760 * time.Hour,
-			MaxTTL:         8760 * time.Hour,
-			PersonalTokens: true,
-			PruneInterval:  time.Hour,
-			PruneAfter:     30 * 24 * time.Hour,
+			UserTokenTTL:       24 * time.Hour,
+			DefaultTTL:         8760 * time.Hour,
+			MaxTTL:             8760 * time.Hour,
+			MaxRegenerateGrace: 24 * time.Hour,
+			PersonalTokens:     true,
+			PruneInterval:      time.Hour,
+			PruneAfter:         30 * 24 * time.Hour,
 		},
 		Revocation: Revocation{
 			FalsePositiveRate:   1e-6,
@@ -187,7 +219,11 @@ func Default() Config {
 		Presets: map[string][]string{},
 		Log:     Log{Level: "info", Format: "text"},
 		Auth:    Auth{LDAP: defaultLDAP()},
-		Gate:    Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
+		Notify: Notify{
+			Before:   []time.Duration{168 * time.Hour, 24 * time.Hour},
+			Interval: time.Minute,
+		},
+		Gate: Gate{Listen: "127.0.0.1:4181", MaxStaleness: 10 * time.Minute},
 	}
 }
 
@@ -264,6 +300,17 @@ func Load(path string, fs *pflag.FlagSet, bindings map[string]string, checks ...
 	}
 	if !explicit(v, "tokens.user_token_ttl") && c.Tokens.UserTokenTTL > c.Tokens.MaxTTL {
 		c.Tokens.UserTokenTTL = c.Tokens.MaxTTL
+	}
+	// Likewise the built-in notice thresholds (a week, a day) that a lower
+	// maximum lifetime leaves unreachable are dropped.
+	if !explicit(v, "notify.before") {
+		var keep []time.Duration
+		for _, b := range c.Notify.Before {
+			if b <= c.Tokens.MaxTTL {
+				keep = append(keep, b)
+			}
+		}
+		c.Notify.Before = keep
 	}
 	err = c.Validate()
 	for _, check := range checks {
@@ -446,6 +493,9 @@ func (c Config) Validate() error {
 	if c.Tokens.DefaultTTL < time.Second || c.Tokens.DefaultTTL > c.Tokens.MaxTTL {
 		bad("tokens.default_ttl", "%s must be at least 1s and at most tokens.max_ttl %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)
 	}
+	if g := c.Tokens.MaxRegenerateGrace; g < 0 || g > maxMaxTTL {
+		bad("tokens.max_regenerate_grace", "%s is out of range; want 0 (grace periods off) up to %s", g, maxMaxTTL)
+	}
 	for i, a := range c.Tokens.Audience {
 		if strings.TrimSpace(a) == "" {
 			bad(fmt.Sprintf("tokens.audience[%d]", i), "is empty")
@@ -532,5 +582,75 @@ func (c Config) Validate() error {
 		}
 	}
 	c.Auth.LDAP.validate(bad)
+	c.validateNotify(bad)
 	return errors.Join(errs...)
+}
+
+// Bounds of the notify settings.
+const (
+	minNotifyInterval = 100 * time.Millisecond
+	maxNotifyInterval = 24 * time.Hour
+)
+
+// validateNotify checks the notify section. Its secrets (the SMTP password,
+// the webhook URL, which often carries a token) never appear in a message.
+func (c Config) validateNotify(bad func(key, format string, args ...any)) {
+	n := c.Notify
+	if n.Interval < minNotifyInterval || n.Interval > maxNotifyInterval {
+		bad("notify.interval", "%s is out of range; want between %s and %s", n.Interval, minNotifyInterval, maxNotifyInterval)
+	}
+	if n.Enabled() && len(n.Before) == 0 {
+		bad("notify.before", "is empty; list at least one duration before expiry (e.g. [168h, 24h])")
+	}
+	seen := map[time.Duration]bool{}
+	for _, b := range n.Before {
+		switch {
+		case b < time.Second:
+			bad("notify.before", "%s must be at least 1s", b)
+		case b > c.Tokens.MaxTTL:
+			bad("notify.before", "%s is longer than tokens.max_ttl %s, so no token could live long enough to reach it", b, c.Tokens.MaxTTL)
+		case seen[b]:
+			bad("notify.before", "lists %s twice", b)
+		}
+		seen[b] = true
+	}
+	sm := n.SMTP
+	if sm.Addr != "" {
+		host, port, err := net.SplitHostPort(sm.Addr)
+		p, perr := strconv.Atoi(port)
+		switch {
+		case err != nil || host == "":
+			bad("notify.smtp.addr", "%q: want host:port, e.g. mail.example.com:587", sm.Addr)
+		case perr != nil || p < 1 || p > 65535:
+			bad("notify.smtp.addr", "%q: port must be a number from 1 to 65535", sm.Addr)
+		}
+		if sm.From == "" {
+			bad("notify.smtp.from", "is required when notify.smtp.addr is set")
+		} else if _, err := mail.ParseAddress(sm.From); err != nil {
+			bad("notify.smtp.from", "%q: not an email address: %v", sm.From, err)
+		}
+		if (sm.Username == "") != (sm.Password == "") {
+			bad("notify.smtp.username", "goes with notify.smtp.password: set both or neither")
+		}
+		if sm.Username != "" && !sm.StartTLS && !loopbackHost(host) {
+			bad("notify.smtp.starttls", "the password would travel in clear text: set notify.smtp.starttls: true")
+		}
+	} else if sm.From != "" || sm.Username != "" || sm.Password != "" || sm.StartTLS {
+		bad("notify.smtp.addr", "is not set, but notify.smtp is configured")
+	}
+	if n.WebhookURL != "" {
+		u, err := url.Parse(n.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("notify.webhook_url", "must be an absolute http(s) URL")
+		}
+	}
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -39,6 +39,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"tokens.user_token_ttl", c.Tokens.UserTokenTTL, 24 * time.Hour},
 		{"tokens.max_ttl", c.Tokens.MaxTTL, 8760 * time.Hour},
 		{"tokens.default_ttl", c.Tokens.DefaultTTL, 8760 * time.Hour},
+		{"tokens.max_regenerate_grace", c.Tokens.MaxRegenerateGrace, 24 * time.Hour},
 		{"tokens.personal_tokens", c.Tokens.PersonalTokens, true},
 		{"revocation.false_positive_rate", c.Revocation.FalsePositiveRate, 1e-6},
 	}
@@ -114,6 +115,7 @@ func TestValidationErrors(t *testing.T) {
 		{"broken yaml", "server: [\n", "config"},
 		{"log level", "log:\n  level: degub\n", "log.level"},
 		{"log format", "log:\n  format: xml\n", "log.format"},
+		{"negative grace", "tokens:\n  max_regenerate_grace: -1h\n", "tokens.max_regenerate_grace"},
 		{"tls cert without key", "server:\n  tls_cert_file: /etc/tls.crt\n", "server.tls_key_file"},
 		{"tls key without cert", "server:\n  tls_key_file: /etc/tls.key\n", "server.tls_cert_file"},
 	}
@@ -127,6 +129,20 @@ func TestValidationErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil {
 		t.Fatal("a named config file that does not exist must be an error")
+	}
+}
+
+// TestMaxRegenerateGrace: the file and SIGNET_TOKENS_MAX_REGENERATE_GRACE
+// set the bound; 0 (grace periods off) is valid.
+func TestMaxRegenerateGrace(t *testing.T) {
+	c, err := Load(writeFile(t, "tokens:\n  max_regenerate_grace: 2s\n"), nil, nil)
+	if err != nil || c.Tokens.MaxRegenerateGrace != 2*time.Second {
+		t.Fatalf("file: got %v, %v; want 2s", c.Tokens.MaxRegenerateGrace, err)
+	}
+	t.Setenv("SIGNET_TOKENS_MAX_REGENERATE_GRACE", "0s")
+	c, err = Load(writeFile(t, "tokens:\n  max_regenerate_grace: 2s\n"), nil, nil)
+	if err != nil || c.Tokens.MaxRegenerateGrace != 0 {
+		t.Fatalf("environment: got %v, %v; want 0 (off)", c.Tokens.MaxRegenerateGrace, err)
 	}
 }
 
@@ -301,6 +317,109 @@ func TestStrictEnvironment(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("got %q, want it to contain %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestNotify(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		c, err := Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.Notify
+		if len(n.Before) != 2 || n.Before[0] != 168*time.Hour || n.Before[1] != 24*time.Hour {
+			t.Errorf("notify.before: got %v, want [168h 24h]", n.Before)
+		}
+		if n.Interval != time.Minute {
+			t.Errorf("notify.interval: got %s, want 1m", n.Interval)
+		}
+		if n.Enabled() {
+			t.Error("notify without smtp.addr or webhook_url: got enabled, want off")
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		c, err := Load(writeFile(t, `notify:
+  before: [3s, 1s]
+  interval: 200ms
+  smtp:
+    addr: 127.0.0.1:2525
+    from: "signet <signet@example.com>"
+    username: signet
+    password: s3cret
+  webhook_url: http://127.0.0.1:9000/hook
+`), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.Notify
+		if len(n.Before) != 2 || n.Before[0] != 3*time.Second || n.Before[1] != time.Second || n.Interval != 200*time.Millisecond {
+			t.Errorf("got before %v interval %s, want [3s 1s] 200ms", n.Before, n.Interval)
+		}
+		if n.SMTP.Addr != "127.0.0.1:2525" || n.SMTP.From != "signet <signet@example.com>" || n.SMTP.Username != "signet" ||
+			n.SMTP.Password != "s3cret" || n.SMTP.StartTLS || n.WebhookURL != "http://127.0.0.1:9000/hook" || !n.Enabled() {
+			t.Errorf("got %+v", n)
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("SIGNET_NOTIFY_BEFORE", "72h,1h")
+		t.Setenv("SIGNET_NOTIFY_SMTP_ADDR", "mail.example.com:587")
+		t.Setenv("SIGNET_NOTIFY_SMTP_FROM", "signet@example.com")
+		t.Setenv("SIGNET_NOTIFY_SMTP_USERNAME", "signet")
+		t.Setenv("SIGNET_NOTIFY_SMTP_PASSWORD", "from-env")
+		t.Setenv("SIGNET_NOTIFY_SMTP_STARTTLS", "true")
+		c, err := Load(writeFile(t, "log:\n  level: info\n"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.Notify
+		if len(n.Before) != 2 || n.Before[0] != 72*time.Hour || n.Before[1] != time.Hour {
+			t.Errorf("SIGNET_NOTIFY_BEFORE=72h,1h: got %v", n.Before)
+		}
+		if n.SMTP.Addr != "mail.example.com:587" || n.SMTP.Password != "from-env" || !n.SMTP.StartTLS {
+			t.Errorf("got %+v", n.SMTP)
+		}
+	})
+	t.Run("lower max_ttl drops unreachable default thresholds", func(t *testing.T) {
+		t.Setenv("SIGNET_TOKENS_MAX_TTL", "48h")
+		c, err := Load(writeFile(t, "notify:\n  webhook_url: https://hooks.example.com/x\n"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Notify.Before) != 1 || c.Notify.Before[0] != 24*time.Hour {
+			t.Errorf("notify.before with max_ttl 48h: got %v, want [24h]", c.Notify.Before)
+		}
+	})
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"threshold under a second", "notify:\n  before: [500ms]\n", "notify.before"},
+		{"negative threshold", "notify:\n  before: [-1h]\n", "notify.before"},
+		{"duplicate threshold", "notify:\n  before: [24h, 24h]\n", "notify.before"},
+		{"threshold past max_ttl", "tokens:\n  max_ttl: 48h\nnotify:\n  before: [72h]\n", "notify.before"},
+		{"empty thresholds with a channel", "notify:\n  before: []\n  webhook_url: https://hooks.example.com/x\n", "notify.before"},
+		{"interval too short", "notify:\n  interval: 10ms\n", "notify.interval"},
+		{"interval too long", "notify:\n  interval: 48h\n", "notify.interval"},
+		{"interval without unit", "notify:\n  interval: 10\n", "notify.interval"},
+		{"smtp addr without port", "notify:\n  smtp:\n    addr: mail.example.com\n    from: a@example.com\n", "notify.smtp.addr"},
+		{"smtp bad port", "notify:\n  smtp:\n    addr: mail.example.com:99999\n    from: a@example.com\n", "notify.smtp.addr"},
+		{"smtp without from", "notify:\n  smtp:\n    addr: mail.example.com:587\n", "notify.smtp.from"},
+		{"smtp bad from", "notify:\n  smtp:\n    addr: mail.example.com:587\n    from: not an address\n", "notify.smtp.from"},
+		{"smtp username without password", "notify:\n  smtp:\n    addr: mail.example.com:587\n    from: a@example.com\n    username: u\n", "notify.smtp.username"},
+		{"smtp password in clear text", "notify:\n  smtp:\n    addr: mail.example.com:587\n    from: a@example.com\n    username: u\n    password: hunter2hunter2\n", "notify.smtp.starttls"},
+		{"smtp settings without addr", "notify:\n  smtp:\n    from: a@example.com\n", "notify.smtp.addr"},
+		{"webhook not http", "notify:\n  webhook_url: ftp://example.com/hook\n", "notify.webhook_url"},
+		{"webhook relative", "notify:\n  webhook_url: /hook\n", "notify.webhook_url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.yaml), nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+			if err != nil && (strings.Contains(err.Error(), "hunter2hunter2")) {
+				t.Fatalf("the error %q carries the SMTP password", err)
 			}
 		})
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/signet-auth/signet/notify"
 )
 
 // Config configures a Server. Every zero value means the default named on
@@ -29,6 +31,10 @@ type Config struct {
 	DefaultTTL time.Duration
 	// MaxTTL bounds every lifetime a client may ask for (default 8760h).
 	MaxTTL time.Duration
+	// MaxRegenerateGrace bounds the grace period a regenerate may ask
+	// for, during which the old value stays valid (default 24h; negative:
+	// grace periods are turned off).
+	MaxRegenerateGrace time.Duration
 	// PersonalTokens lets members create their own tokens. When false only
 	// organization admins create tokens.
 	PersonalTokens bool
@@ -91,6 +97,11 @@ type Config struct {
 	// PruneAfter keeps expired token records this long (default 720h).
 	PruneAfter time.Duration
 
+	// Notify configures expiry notices; off unless it names a channel
+	// (SMTP or a webhook). Its clock, logger, metrics registry and public
+	// URL default to the server's.
+	Notify notify.Config
+
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives operational logs (default: discarded).
@@ -105,6 +116,7 @@ const (
 	defaultPublicURL         = "http://localhost:8080"
 	defaultUserTokenTTL      = 24 * time.Hour
 	defaultTokenTTL          = 8760 * time.Hour
+	defaultMaxGrace          = 24 * time.Hour
 	defaultBodyLimit         = 64 << 10
 	defaultReadTimeout       = 10 * time.Second
 	defaultWriteTimeout      = 10 * time.Second
@@ -162,6 +174,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultTTL < time.Second || c.DefaultTTL > c.MaxTTL {
 		return c, fmt.Errorf("issuer: default TTL %s must be between 1s and the max TTL %s", c.DefaultTTL, c.MaxTTL)
+	}
+	if c.MaxRegenerateGrace == 0 {
+		c.MaxRegenerateGrace = defaultMaxGrace
 	}
 
 	if len(c.Roles) == 0 {

@@ -112,9 +112,9 @@ func (h hookStore) CreateToken(ctx context.Context, t store.TokenRecord) error {
 	return h.Store.CreateToken(ctx, t)
 }
 
-func (h hookStore) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now time.Time) (store.Revocation, error) {
+func (h hookStore) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now, validUntil time.Time) (store.Revocation, error) {
 	h.before()
-	return h.Store.ReplaceToken(ctx, oldID, next, now)
+	return h.Store.ReplaceToken(ctx, oldID, next, now, validUntil)
 }
 
 // TestOwnerChangedWhileIssuing: a user removed, or given a new password,

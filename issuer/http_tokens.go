@@ -39,11 +39,18 @@ type copyTokenRequest struct {
 	ExpiresAt   *string         `json:"expires_at"`
 }
 
+// regenerateRequest is the optional body of POST /tokens/{id}/regenerate.
+type regenerateRequest struct {
+	Grace json.RawMessage `json:"grace"`
+}
+
 // createdToken is the answer to every call that makes a token: the value,
-// shown this once, and the metadata.
+// shown this once, and the metadata; after a regenerate also when the old
+// value stops working.
 type createdToken struct {
 	Token string `json:"token"`
 	tokenMetadata
+	PreviousValidUntil string `json:"previous_valid_until,omitempty"`
 }
 
 // tokenList is the answer of GET /tokens.
@@ -98,7 +105,11 @@ func (s *Server) handleCreateToken(c *fiber.Ctx) error {
 
 // renderCreated answers 201 with a new token's value and metadata.
 func (s *Server) renderCreated(c *fiber.Ctx, iss Issued) error {
-	return c.Status(fiber.StatusCreated).JSON(createdToken{Token: iss.Value, tokenMetadata: s.metadataOf(Token{Record: iss.Record})})
+	out := createdToken{Token: iss.Value, tokenMetadata: s.metadataOf(Token{Record: iss.Record})}
+	if !iss.PreviousValidUntil.IsZero() {
+		out.PreviousValidUntil = iss.PreviousValidUntil.UTC().Format(time.RFC3339)
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
 func (s *Server) handleGetToken(c *fiber.Ctx) error {
@@ -129,10 +140,11 @@ func (s *Server) handleRegenerateToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if _, err := decodeBody(c, &struct{}{}); err != nil {
+	var req regenerateRequest
+	if _, err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	iss, err := s.svc.Regenerate(c.UserContext(), p, c.Params("id"))
+	iss, err := s.svc.Regenerate(c.UserContext(), p, c.Params("id"), RegenerateRequest{Grace: req.Grace})
 	if err != nil {
 		return err
 	}
@@ -174,9 +186,12 @@ type tokenMetadata struct {
 	Active       bool     `json:"active"`
 	Revoked      bool     `json:"revoked"`
 	RevokedAt    *string  `json:"revoked_at"`
-	Expired      bool     `json:"expired"`
-	ReplacedBy   string   `json:"replaced_by"`
-	ParentID     string   `json:"parent_id"`
+	// ValidUntil is set on the old value of a token regenerated with a
+	// grace period: it stays valid (revoked false) until then.
+	ValidUntil *string `json:"valid_until,omitempty"`
+	Expired    bool    `json:"expired"`
+	ReplacedBy string  `json:"replaced_by"`
+	ParentID   string  `json:"parent_id"`
 }
 
 // metadataOf renders t as of now.
@@ -197,7 +212,7 @@ func (s *Server) metadataOf(t Token) tokenMetadata {
 		ExpiresAt:    r.ExpiresAt.UTC().Format(time.RFC3339),
 		ExpireTime:   r.ExpiresAt.UTC().Format(expireTimeLayout),
 		Active:       t.Active(now),
-		Revoked:      t.Revoked(),
+		Revoked:      t.Revoked(now),
 		Expired:      !now.Before(r.ExpiresAt),
 		ReplacedBy:   r.ReplacedBy,
 		ParentID:     r.ParentID,
@@ -205,9 +220,15 @@ func (s *Server) metadataOf(t Token) tokenMetadata {
 	if m.Scopes == nil {
 		m.Scopes = []string{}
 	}
-	if r.RevokedAt != nil {
-		t := r.RevokedAt.UTC().Format(time.RFC3339)
+	// revoked_at is when the revocation took effect: none yet during a
+	// grace period.
+	if from, ok := r.RevokedFrom(); ok && !now.Before(from) {
+		t := from.UTC().Format(time.RFC3339)
 		m.RevokedAt = &t
+	}
+	if !r.ValidUntil.IsZero() {
+		t := r.ValidUntil.UTC().Format(time.RFC3339)
+		m.ValidUntil = &t
 	}
 	return m
 }

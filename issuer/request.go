@@ -255,7 +255,16 @@ func (s *Service) checkLifetime(d time.Duration) (time.Duration, error) {
 // parseExpiresIn reads expires_in: a Go duration string ("72h", "90m"), a
 // string of digits, or a JSON integer, both counting seconds.
 func parseExpiresIn(raw json.RawMessage, maxTTL time.Duration) (time.Duration, error) {
-	bad := errorf(ECodeInvalid, `expires_in must be a duration such as "72h" or a whole number of seconds.`)
+	return parseDuration(raw, maxTTL,
+		errorf(ECodeInvalid, `expires_in must be a duration such as "72h" or a whole number of seconds.`),
+		errorf(ECodeInvalid, "The lifetime must not exceed the maximum of %s.", maxTTL))
+}
+
+// parseDuration reads a duration field the way expires_in is read: a Go
+// duration string, a string of digits, or a JSON integer, both counting
+// seconds. A number of seconds past limit is tooLong and one far below
+// zero is clamped (so that neither overflows); anything malformed is bad.
+func parseDuration(raw json.RawMessage, limit time.Duration, bad, tooLong *Error) (time.Duration, error) {
 	var text string
 	if raw[0] == '"' {
 		if err := json.Unmarshal(raw, &text); err != nil || text == "" {
@@ -270,14 +279,60 @@ func parseExpiresIn(raw json.RawMessage, maxTTL time.Duration) (time.Duration, e
 	secs, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
 		if ne := (*strconv.NumError)(nil); errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
-			return 0, errorf(ECodeInvalid, "The lifetime must not exceed the maximum of %s.", maxTTL)
+			return 0, tooLong
 		}
 		return 0, bad
 	}
-	if secs > int64(maxTTL/time.Second) {
-		return 0, errorf(ECodeInvalid, "The lifetime must not exceed the maximum of %s.", maxTTL)
+	if secs > int64(limit/time.Second) {
+		return 0, tooLong
+	}
+	if secs < -int64(limit/time.Second) {
+		// Far below zero: clamped, so that the product cannot overflow
+		// into a plausible positive duration.
+		return -limit - time.Second, nil
 	}
 	return time.Duration(secs) * time.Second, nil
+}
+
+// grace resolves a regenerate's grace field: unset, null or zero is none
+// (the old value is revoked at once); otherwise whole seconds, at least
+// one, at most MaxRegenerateGrace.
+func (s *Service) grace(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	limit := max(s.cfg.MaxRegenerateGrace, 0)
+	tooLong := errorf(ECodeInvalid, "grace must not exceed the maximum of %s (tokens.max_regenerate_grace).", shortDuration(limit))
+	if limit == 0 {
+		tooLong = errorf(ECodeInvalid, "grace periods are turned off here (tokens.max_regenerate_grace is 0); regenerate without grace.")
+	}
+	d, err := parseDuration(raw, max(limit, time.Second), errorf(ECodeInvalid,
+		`grace must be a duration such as "1h" or a whole number of seconds (0 or absent: the old value stops at once).`), tooLong)
+	switch {
+	case err != nil:
+		return 0, err
+	case d < 0:
+		return 0, errorf(ECodeInvalid, "grace must not be negative.")
+	case d == 0:
+		return 0, nil
+	case d > limit:
+		return 0, tooLong
+	case d < time.Second:
+		return 0, errorf(ECodeInvalid, "grace must be 0 or at least one second.")
+	}
+	return d.Truncate(time.Second), nil
+}
+
+// shortDuration spells d without zero units: 24h, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // checkLabel validates a token name or description: valid UTF-8, at most

@@ -495,6 +495,9 @@ func entryOf(r store.Revocation) (revocation.Entry, bool) {
 	switch r.Kind {
 	case store.RevokeToken:
 		e.TokenID = r.Value
+		if !r.ValidUntil.IsZero() {
+			e.ValidUntil = r.ValidUntil.UTC()
+		}
 	case store.RevokeSubject:
 		e.Subject, e.NotBefore = r.Value, r.NotBefore.UTC()
 	case store.RevokeKey:

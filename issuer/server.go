@@ -59,6 +59,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/signet-auth/signet/notify"
 	"github.com/signet-auth/signet/store"
 	"github.com/signet-auth/signet/token"
 )
@@ -121,6 +122,8 @@ type Server struct {
 
 	// ui is the web UI: embedded assets and browser sessions (ui.go).
 	ui *uiState
+	// notifier sends expiry notices; nil when they are off.
+	notifier *notify.Notifier
 }
 
 // New returns a Server over st and k. Zero fields of cfg take their
@@ -180,6 +183,24 @@ func New(cfg Config, st store.Store, k Keys) (*Server, error) {
 	s.svc = newService(cfg, st, k, s.feed, m, s.hashPassword)
 	if s.ui, err = newUIState(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.Notify.Enabled() {
+		nc := cfg.Notify
+		if nc.Now == nil {
+			nc.Now = cfg.Now
+		}
+		if nc.Logger == nil {
+			nc.Logger = cfg.Logger
+		}
+		if nc.Registerer == nil {
+			nc.Registerer = m.reg
+		}
+		if nc.PublicURL == "" {
+			nc.PublicURL = cfg.PublicURL
+		}
+		if s.notifier, err = notify.New(nc, s.svc, st); err != nil {
+			return nil, fmt.Errorf("issuer: %w", err)
+		}
 	}
 	s.app = s.newApp()
 	return s, nil
@@ -361,13 +382,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Run does the background work until ctx ends: it follows the revocation
-// log for the published list, prunes expired records and, with a
-// Directory, runs the directory sync. It returns nil
-// once every background loop has stopped.
+// log for the published list, prunes expired records and, when configured,
+// sends expiry notices and runs the directory sync. It returns nil once
+// every background loop has stopped.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.feed.run(ctx) })
 	wg.Go(func() { s.pruneLoop(ctx) })
+	if s.notifier != nil {
+		wg.Go(func() { s.notifier.Run(ctx) })
+	}
 	if s.cfg.Directory != nil {
 		wg.Go(func() { s.directorySyncLoop(ctx) })
 	}

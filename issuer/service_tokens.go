@@ -42,11 +42,23 @@ type CopyRequest struct {
 	ExpiresAt   *string
 }
 
+// RegenerateRequest is the optional body of a regenerate.
+type RegenerateRequest struct {
+	// Grace is how long the old value stays valid: a JSON duration string
+	// ("1h") or number of seconds, up to MaxRegenerateGrace. Unset or 0:
+	// the old value is revoked at once.
+	Grace json.RawMessage
+}
+
 // Issued is a token just signed and recorded: its value, shown this once,
 // and its record.
 type Issued struct {
 	Value  string
 	Record store.TokenRecord
+	// PreviousValidUntil, after a regenerate, is when the old value stops
+	// (or stopped) working: the end of the grace period, or the moment it
+	// was revoked, or its expiry when that came first.
+	PreviousValidUntil time.Time
 }
 
 // Token is a token as its viewers see it: the record, and what the record
@@ -62,12 +74,12 @@ type Token struct {
 	Pruned bool
 }
 
-// Revoked reports whether t no longer verifies: revoked, or its key
-// withdrawn.
-func (t Token) Revoked() bool { return t.Record.RevokedAt != nil || t.KeyRevoked }
+// Revoked reports whether t no longer verifies at now: revoked (past its
+// grace period, if it has one), or its key withdrawn.
+func (t Token) Revoked(now time.Time) bool { return t.Record.Revoked(now) || t.KeyRevoked }
 
 // Active reports whether t is valid at now.
-func (t Token) Active(now time.Time) bool { return !t.Revoked() && now.Before(t.Record.ExpiresAt) }
+func (t Token) Active(now time.Time) bool { return !t.Revoked(now) && now.Before(t.Record.ExpiresAt) }
 
 // TokenQuery selects tokens for ListTokens. Zero fields do not filter.
 type TokenQuery struct {
@@ -289,16 +301,22 @@ func (s *Service) RevokeToken(ctx context.Context, p *Principal, id string) erro
 }
 
 // revoke revokes rec durably (idempotent); only the first revocation is a
-// change.
+// change. The old value of a token regenerated with a grace period is
+// revoked at once: that ends its grace period, and is a change too.
 func (s *Service) revoke(ctx context.Context, p *Principal, rec store.TokenRecord, reason string) error {
-	if _, err := s.st.RevokeToken(ctx, rec.ID, s.now(), reason); err != nil {
+	now := s.now()
+	if _, err := s.st.RevokeToken(ctx, rec.ID, now, reason); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errNoToken
 		}
 		return fmt.Errorf("revoke token: %w", err)
 	}
-	if rec.RevokedAt == nil {
+	switch {
+	case rec.RevokedAt == nil:
 		s.committed(ctx, p, change{org: rec.Org, action: "token.revoke", target: rec.ID, detail: reason, revoked: "token"})
+	case !rec.Revoked(now):
+		s.committed(ctx, p, change{org: rec.Org, action: "token.revoke", target: rec.ID, revoked: "token",
+			detail: reason + "; ends the grace period it had until " + rec.ValidUntil.UTC().Format(time.RFC3339)})
 	}
 	return nil
 }
@@ -369,9 +387,15 @@ func (s *Service) reissueLifetime(rec store.TokenRecord) time.Duration {
 
 // Regenerate is POST /tokens/{id}/regenerate: a new value and id with the
 // same name, description, type, scopes and lifetime (counted from now);
-// the old token is revoked in the same transaction. Allowed after expiry,
-// once per token.
-func (s *Service) Regenerate(ctx context.Context, p *Principal, id string) (Issued, error) {
+// the old token is revoked in the same transaction, at once or, with a
+// grace period, from the new token's issue time plus the grace on (never
+// later than the old token's own expiry). Allowed after expiry, once per
+// token.
+func (s *Service) Regenerate(ctx context.Context, p *Principal, id string, req RegenerateRequest) (Issued, error) {
+	grace, err := s.grace(req.Grace)
+	if err != nil {
+		return Issued{}, err
+	}
 	old, err := s.lookup(ctx, p, id)
 	if err != nil {
 		return Issued{}, err
@@ -404,7 +428,14 @@ func (s *Service) Regenerate(ctx context.Context, p *Principal, id string) (Issu
 	if err != nil {
 		return Issued{}, err
 	}
-	if _, err := s.st.ReplaceToken(ctx, old.ID, next, now); err != nil {
+	// Whole seconds, counted from the new token's iat, so that the time
+	// the answer shows is the very time the old value stops.
+	var validUntil time.Time
+	if grace > 0 {
+		validUntil = next.IssuedAt.Add(grace)
+	}
+	rev, err := s.st.ReplaceToken(ctx, old.ID, next, now, validUntil)
+	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// Either a concurrent regenerate won, or (the old token being
 			// revoked or expired) a live token has taken its name since.
@@ -423,12 +454,42 @@ func (s *Service) Regenerate(ctx context.Context, p *Principal, id string) (Issu
 	if err := s.ownerUnchanged(ctx, p, next, g); err != nil {
 		return Issued{}, err
 	}
-	ch := change{org: old.Org, action: "token.regenerate", target: old.ID, detail: "replaced by " + next.ID, issued: next.Type}
+	until := previousValidUntil(old, rev)
+	detail := "replaced by " + next.ID
+	if grace > 0 {
+		detail += fmt.Sprintf("; grace %s: the old value is valid until %s", shortDuration(grace), until.UTC().Format(time.RFC3339))
+		switch {
+		case rev.ValidUntil.IsZero():
+			detail += " (it was revoked or expired already)"
+		case rev.ValidUntil.Before(validUntil):
+			detail += " (its own expiry)"
+		}
+	}
+	ch := change{org: old.Org, action: "token.regenerate", target: old.ID, detail: detail, issued: next.Type}
 	if old.RevokedAt == nil {
 		ch.revoked = "regenerate"
 	}
 	s.committed(ctx, p, ch)
-	return Issued{Value: value, Record: next}, nil
+	return Issued{Value: value, Record: next, PreviousValidUntil: until}, nil
+}
+
+// previousValidUntil is when the old value of a regenerated token stops
+// (or stopped) working, from its record as it was and the entry that
+// revokes it: the end of its grace period; else when it was revoked
+// (now, or earlier when it was revoked already); or its expiry when that
+// comes first.
+func previousValidUntil(old store.TokenRecord, rev store.Revocation) time.Time {
+	until := rev.ValidUntil
+	if until.IsZero() {
+		until = rev.RevokedAt
+		if from, ok := old.RevokedFrom(); ok {
+			until = from
+		}
+	}
+	if old.ExpiresAt.Before(until) {
+		until = old.ExpiresAt
+	}
+	return until.UTC()
 }
 
 // Copy is POST /tokens/{id}/copy: a new token with the original's

@@ -280,7 +280,10 @@ type uiConfig struct {
 	KnownScopes       []string `json:"known_scopes"`
 	DefaultTTLSeconds int64    `json:"default_ttl_seconds"`
 	MaxTTLSeconds     int64    `json:"max_ttl_seconds"`
-	PersonalTokens    bool     `json:"personal_tokens"`
+	// MaxRegenerateGraceSeconds bounds the grace period Regenerate offers
+	// (tokens.max_regenerate_grace); 0: grace periods are turned off.
+	MaxRegenerateGraceSeconds int64 `json:"max_regenerate_grace_seconds"`
+	PersonalTokens            bool  `json:"personal_tokens"`
 	// CanCreate is false for members when personal tokens are off.
 	CanCreate bool `json:"can_create"`
 	// CanCreateAdministrative is true for org admins only.
@@ -302,16 +305,17 @@ func (s *Server) handleUIConfig(c *fiber.Ctx) error {
 		held = []string{}
 	}
 	cfg := uiConfig{
-		User:                    p.User.Username,
-		Role:                    string(p.User.Role),
-		Org:                     p.User.Org,
-		Scopes:                  held,
-		Presets:                 []presetView{},
-		DefaultTTLSeconds:       int64(s.cfg.DefaultTTL / time.Second),
-		MaxTTLSeconds:           int64(s.cfg.MaxTTL / time.Second),
-		PersonalTokens:          s.cfg.PersonalTokens,
-		CanCreate:               p.isAdmin() || s.cfg.PersonalTokens,
-		CanCreateAdministrative: p.isAdmin(),
+		User:                      p.User.Username,
+		Role:                      string(p.User.Role),
+		Org:                       p.User.Org,
+		Scopes:                    held,
+		Presets:                   []presetView{},
+		DefaultTTLSeconds:         int64(s.cfg.DefaultTTL / time.Second),
+		MaxTTLSeconds:             int64(s.cfg.MaxTTL / time.Second),
+		MaxRegenerateGraceSeconds: int64(max(s.cfg.MaxRegenerateGrace, 0) / time.Second),
+		PersonalTokens:            s.cfg.PersonalTokens,
+		CanCreate:                 p.isAdmin() || s.cfg.PersonalTokens,
+		CanCreateAdministrative:   p.isAdmin(),
 	}
 	known := map[string]bool{}
 	for name, scopes := range s.cfg.Presets {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of signet: unit, conformance (SQLite always, PostgreSQL
-# when reachable), end-to-end against the real binary, directory sign-in
-# against a real OpenLDAP (slapd, installed when missing), fuzz seed
-# corpora, the browser test of the web UI, the README's walkthrough run as
-# written, the gate behind real nginx and Caddy, and the interop module
-# (interop/: other JWT clients, the Kubernetes authenticator, Node.js
-# libraries).
+# when reachable), end-to-end against the real binary (and a real SMTP
+# server for expiry notices, a real OpenLDAP slapd for directory sign-in,
+# installed when missing), fuzz seed corpora, the browser test of the web
+# UI, the README's walkthrough run as written, the gate behind real nginx
+# and Caddy, and the interop module (interop/: other JWT clients, the
+# Kubernetes authenticator, Node.js libraries).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -run Foo   # extra flags go to `go test` of the main
@@ -74,6 +74,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     log "${missing[*]} missing: TestREADMEWalkthrough will be skipped"
   fi
+fi
+
+# The expiry-notice tests send mail to a real SMTP server (aiosmtpd, from
+# Debian's python3-aiosmtpd). CI must run them, so there a failed install
+# stops the run; elsewhere they skip themselves.
+if ! scripts/smtp-setup.sh; then
+  if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+    log "could not install python3-aiosmtpd, which the expiry-notice tests need"
+    exit 1
+  fi
+  log "python3-aiosmtpd missing: the SMTP tests of expiry notices will be skipped"
 fi
 
 # The gate's proxies (nginx, Caddy): the same rule as the browser.

@@ -151,12 +151,38 @@ type TokenRecord struct {
 	ExpiresAt time.Time
 	// Lifetime is ExpiresAt-IssuedAt as asked for; regenerate reuses it.
 	Lifetime time.Duration
-	// RevokedAt is nil while the token is not revoked.
+	// RevokedAt is nil while the token is not revoked; otherwise when the
+	// revocation in force was recorded.
 	RevokedAt *time.Time
+	// ValidUntil, on a revoked token, is when the revocation takes effect
+	// when that is later than RevokedAt: the old value of a token
+	// regenerated with a grace period stays valid until then. Zero: the
+	// revocation took effect at RevokedAt. Revoking such a token again
+	// before ValidUntil, or a subject cut-off covering it, moves ValidUntil
+	// to that moment.
+	ValidUntil time.Time
 	// ReplacedBy is the ID of the token that regenerate made from this one.
 	ReplacedBy string
 	// ParentID is the token this one was regenerated or copied from.
 	ParentID string
+}
+
+// Revoked reports whether the token is revoked at now: revoked, and past
+// its grace period if it has one (ValidUntil).
+func (t TokenRecord) Revoked(now time.Time) bool {
+	return t.RevokedAt != nil && (t.ValidUntil.IsZero() || !now.Before(t.ValidUntil))
+}
+
+// RevokedFrom is when the token's revocation takes (or took) effect:
+// ValidUntil when set, else RevokedAt; false when it is not revoked.
+func (t TokenRecord) RevokedFrom() (time.Time, bool) {
+	switch {
+	case t.RevokedAt == nil:
+		return time.Time{}, false
+	case !t.ValidUntil.IsZero():
+		return t.ValidUntil, true
+	}
+	return *t.RevokedAt, true
 }
 
 // Validate reports what makes t unfit to store (no issuer produces such a
@@ -185,16 +211,21 @@ func (t TokenRecord) Validate() error {
 
 // TokenFilter selects tokens for ListTokens. Zero fields do not filter.
 type TokenFilter struct {
-	Org            string // required by callers in practice; empty = all orgs
-	Owner          string // the owner's username as recorded on the token
-	OwnerID        string // the owner's User.ID
-	Type           TokenType
+	Org     string // required by callers in practice; empty = all orgs
+	Owner   string // the owner's username as recorded on the token
+	OwnerID string // the owner's User.ID
+	Type    TokenType
+	// IncludeRevoked keeps revoked tokens. Without it, a token whose grace
+	// period (ValidUntil) runs past Now is listed: it is still valid.
 	IncludeRevoked bool
 	// IncludeExpired keeps tokens whose ExpiresAt has passed (relative to
 	// Now). Default lists them too when true; the issuer decides.
 	IncludeExpired bool
 	Now            time.Time
-	Limit          int // 0 = no limit
+	// ExpiresBy keeps only tokens whose ExpiresAt is at or before it
+	// (zero: no bound); expiry notices look for tokens expiring soon.
+	ExpiresBy time.Time
+	Limit     int // 0 = no limit
 }
 
 // RevocationKind says what a revocation entry withdraws.
@@ -228,7 +259,11 @@ type Revocation struct {
 	// NotBefore is the cut-off for RevokeSubject: tokens issued before it
 	// are revoked. Zero for other kinds.
 	NotBefore time.Time
-	RevokedAt time.Time
+	// ValidUntil, on a RevokeToken entry, is when the revocation takes
+	// effect (the old value of a token regenerated with a grace period);
+	// zero: at once. Zero for other kinds.
+	ValidUntil time.Time
+	RevokedAt  time.Time
 	// ExpiresAt is when the entry stops mattering (the revoked token's
 	// expiry, or the cut-off plus the maximum token lifetime, and never
 	// before the last expiry of a token the cut-off revoked). Entries
@@ -290,8 +325,9 @@ type Store interface {
 	// the same transaction: they are marked revoked and one RevokeSubject
 	// entry is appended to the log, expiring at revokeExpires (which must
 	// be after now) or, when a token it revokes expires later (issued
-	// under a longer maximum lifetime), at that token's expiry.
-	// ErrNotFound when absent.
+	// under a longer maximum lifetime), at that token's expiry. A covered
+	// token in its grace period ends it now (ValidUntil = now): the
+	// cut-off wins. ErrNotFound when absent.
 	SetPassword(ctx context.Context, username, hash string, now, revokeBefore, revokeExpires time.Time) error
 	// RehashPassword replaces the user's password hash with newHash, an
 	// encoding of the same password (a bcrypt cost change), but only while
@@ -325,20 +361,30 @@ type Store interface {
 	// atomically. Revoking an already revoked token changes nothing and
 	// returns the existing entry (idempotent): its own, else the
 	// RevokeSubject entry that covers it, else (that entry pruned) one with
-	// Seq 0 built from the token record. ErrNotFound when absent.
+	// Seq 0 built from the token record. A token in its grace period
+	// (ValidUntil after now) is the exception: it is revoked at once, its
+	// ValidUntil set to now and a RevokeToken entry without ValidUntil
+	// appended, which revocation.Index folds with the earlier one to "from
+	// now on". ErrNotFound when absent.
 	RevokeToken(ctx context.Context, id string, now time.Time, reason string) (Revocation, error)
 	// ReplaceToken is regenerate: in one transaction it checks that oldID
 	// has not been replaced already (else ErrConflict), revokes it (if not
 	// yet revoked), sets its ReplacedBy, and inserts next. Of two
-	// concurrent calls for one token exactly one succeeds.
-	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now time.Time) (Revocation, error)
+	// concurrent calls for one token exactly one succeeds. A validUntil
+	// after now is a grace period: the old token stays valid until then
+	// (at most until its own ExpiresAt), as its record (ValidUntil) and
+	// its entry (ValidUntil) say; zero, or a time not after now, revokes
+	// it at once. An old token that is already revoked stays as it is.
+	ReplaceToken(ctx context.Context, oldID string, next TokenRecord, now, validUntil time.Time) (Revocation, error)
 
 	// RevokeKey appends a RevokeKey entry for kid expiring at expires,
 	// which must be after now (idempotent: an existing entry is returned
 	// unchanged).
 	RevokeKey(ctx context.Context, kid string, now, expires time.Time) (Revocation, error)
-	// GetTokenRevocation returns the RevokeToken entry for a token ID;
-	// ErrNotFound when the token is not revoked (or its entry expired).
+	// GetTokenRevocation returns the newest RevokeToken entry for a token
+	// ID (a token revoked during its grace period has two: the one with
+	// ValidUntil, then the one in force at once); ErrNotFound when the
+	// token is not revoked (or its entry expired).
 	GetTokenRevocation(ctx context.Context, tokenID string) (Revocation, error)
 	// ListRevocations returns the entries with Seq > since and ExpiresAt >
 	// now, ordered by Seq.
@@ -361,6 +407,120 @@ type Store interface {
 	// revocation entries whose ExpiresAt is before now. It never lowers
 	// RevocationState().Latest. It returns how many rows it removed.
 	Prune(ctx context.Context, now, cutoff time.Time) (int, error)
+
+	// NoticeLog records expiry notices.
+	NoticeLog
+}
+
+// NoticeChannel is how an expiry notice travels.
+type NoticeChannel string
+
+// Notice channels.
+const (
+	// NoticeEmail is one email message to one recipient (NoticeKey.Recipient).
+	NoticeEmail NoticeChannel = "email"
+	// NoticeWebhook is one POST to the configured webhook (no recipient).
+	NoticeWebhook NoticeChannel = "webhook"
+)
+
+// Valid reports whether c is a known channel.
+func (c NoticeChannel) Valid() bool { return c == NoticeEmail || c == NoticeWebhook }
+
+// NoticeKey names one expiry notice: one delivery, over one channel (to one
+// recipient, for email), about one token reaching one threshold. Each is
+// delivered at most once by whoever claims it.
+type NoticeKey struct {
+	TokenID string
+	// Threshold is how long before the token's expiry the notice is due
+	// (notify.before), at least a microsecond.
+	Threshold time.Duration
+	Channel   NoticeChannel
+	// Recipient is the email address for NoticeEmail and empty for
+	// NoticeWebhook.
+	Recipient string
+}
+
+// Validate reports what makes k unfit to store: every backend refuses it
+// with this error before touching the database.
+func (k NoticeKey) Validate() error {
+	switch {
+	case k.TokenID == "":
+		return errors.New("notice: empty token id")
+	case k.Threshold < time.Microsecond:
+		return fmt.Errorf("notice for %s: threshold %s below a microsecond", k.TokenID, k.Threshold)
+	case !k.Channel.Valid():
+		return fmt.Errorf("notice for %s: unknown channel %q", k.TokenID, k.Channel)
+	case k.Channel == NoticeEmail && k.Recipient == "":
+		return fmt.Errorf("notice for %s: email without a recipient", k.TokenID)
+	case k.Channel == NoticeWebhook && k.Recipient != "":
+		return fmt.Errorf("notice for %s: webhook with a recipient", k.TokenID)
+	case len(k.Recipient) > maxRecipientLen:
+		return fmt.Errorf("notice for %s: recipient longer than %d bytes", k.TokenID, maxRecipientLen)
+	}
+	return nil
+}
+
+// maxRecipientLen bounds NoticeKey.Recipient (RFC 5321 limits a path to
+// 256 octets; a little room for a display name).
+const maxRecipientLen = 320
+
+// NoticeClaim asks for the right to deliver one notice.
+type NoticeClaim struct {
+	NoticeKey
+	// Claimant identifies the process asking (random per notifier).
+	Claimant string
+	// Now is the claimant's clock; LeaseUntil (after Now) is when the claim
+	// lapses if it is neither completed nor released, so that a claimant
+	// that died mid-delivery does not hold the notice for ever.
+	Now, LeaseUntil time.Time
+	// TokenExpiresAt is the token's expiry, kept so that the record can be
+	// pruned with the token.
+	TokenExpiresAt time.Time
+}
+
+// Notice is the record of one notice: claimed, delivered, or released
+// after a failure.
+type Notice struct {
+	NoticeKey
+	Claimant string
+	// ClaimedUntil is when the current claim lapses (zero once released).
+	ClaimedUntil time.Time
+	// SentAt is when delivery succeeded; zero while it has not.
+	SentAt time.Time
+	// Attempts counts claims taken, the first included.
+	Attempts int
+	// LastError says why the last attempt failed ("" when none did). It
+	// never carries a secret.
+	LastError      string
+	TokenExpiresAt time.Time
+}
+
+// NoticeLog records expiry notices so that each is delivered once across
+// restarts and replicas: claim before sending, complete after success,
+// release after failure. Every store.Store backend implements it.
+type NoticeLog interface {
+	// ClaimNotice takes the notice for c.Claimant when nobody holds it: it
+	// was never claimed, or it was released, or its last claim lapsed
+	// (ClaimedUntil at or before c.Now) without completing. It reports
+	// false, changing nothing, when the notice was delivered or another
+	// live claim holds it. Of two concurrent claims at most one wins.
+	ClaimNotice(ctx context.Context, c NoticeClaim) (bool, error)
+	// CompleteNotice records k as delivered at now by claimant.
+	// ErrConflict when claimant no longer holds it (its claim lapsed and
+	// was taken, or it was delivered); ErrNotFound when never claimed.
+	CompleteNotice(ctx context.Context, k NoticeKey, claimant string, now time.Time) error
+	// ReleaseNotice gives up claimant's claim on k after a failed delivery
+	// (reason, kept as LastError, says why), so that the next look may
+	// claim it again at once. ErrConflict when claimant does not hold it;
+	// ErrNotFound when never claimed.
+	ReleaseNotice(ctx context.Context, k NoticeKey, claimant, reason string) error
+	// ListNotices returns the notices of tokens expiring after
+	// tokenExpiresAfter (zero: every notice), by token id, threshold,
+	// channel and recipient.
+	ListNotices(ctx context.Context, tokenExpiresAfter time.Time) ([]Notice, error)
+	// PruneNotices deletes the notices of tokens that expired before
+	// cutoff and returns how many it removed.
+	PruneNotices(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // RevocationWatcher is implemented by backends that can signal, without

@@ -467,6 +467,24 @@ func TestErrorPrefixOnce(t *testing.T) {
 	}
 }
 
+// TestTokenTableGrace: the table says until when the old value of a token
+// regenerated with a grace period works.
+func TestTokenTableGrace(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	err := printTokenTable(&out, []listedToken{
+		{TokenID: "old", Name: "ci", Type: "personal", User: "alice", ExpiresAt: "2026-11-24T10:00:00Z", ValidUntil: "2026-11-23T11:00:00Z"},
+		{TokenID: "gone", Name: "ci", Type: "personal", User: "alice", ExpiresAt: "2026-11-24T10:00:00Z", ValidUntil: "2026-11-23T09:00:00Z", Revoked: true},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[1], "active until 2026-11-23 11:00:00 UTC") || !strings.HasSuffix(lines[2], "revoked") {
+		t.Errorf("table: got\n%s\nwant the first row active until 11:00:00 UTC and the second revoked", out.String())
+	}
+}
+
 // withoutUsedLines drops from an offline command's stderr the lines that
 // say which store and keys directory it used (TestOfflineCommandsNameStoreAndKeys).
 func withoutUsedLines(stderr string) string {

@@ -425,6 +425,15 @@ func TestCLITokenClient(t *testing.T) {
 	if code != 0 || !strings.Contains(out, id) || strings.Contains(out, created["token"].(string)) {
 		t.Fatalf("token list: exit %d, got %s; want the id and never the value", code, out)
 	}
+	// regenerate --grace keeps the old value working until previous_valid_until.
+	out, errOut, code = e.cli("admin-password-1\n", "token", "regenerate", "--url", e.url, "--user", "root", "--grace", "1h", id)
+	var regen map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &regen) != nil || regen["previous_valid_until"] == nil {
+		t.Fatalf("token regenerate --grace: exit %d, got %s %s; want previous_valid_until", code, out, errOut)
+	}
+	if _, _, code := e.cli("", "verify", "--issuer", e.url, created["token"].(string)); code != 0 {
+		t.Fatalf("signet verify of the old value during its grace period: exit %d, want 0", code)
+	}
 	if _, errOut, code = e.cli("admin-password-1\n", "token", "revoke", "--url", e.url, "--user", "root", id); code != 0 {
 		t.Fatalf("token revoke: %s", errOut)
 	}

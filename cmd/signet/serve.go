@@ -17,6 +17,7 @@ import (
 	"github.com/signet-auth/signet/directory"
 	"github.com/signet-auth/signet/issuer"
 	"github.com/signet-auth/signet/keys"
+	"github.com/signet-auth/signet/notify"
 	"github.com/signet-auth/signet/store"
 	"github.com/signet-auth/signet/store/postgres"
 	"github.com/signet-auth/signet/store/sqlite"
@@ -156,6 +157,12 @@ func (m *Main) Run(ctx context.Context) error {
 			" key is already due, one is published now and signs after keys.publish_delay",
 			"signing_algorithm", signing.Algorithm, "keys.algorithm", cfg.Keys.Algorithm, "publish_delay", cfg.Keys.PublishDelay)
 	}
+	if n := cfg.Notify; n.Enabled() {
+		// Where notices go, never with the password or the webhook URL
+		// (which often carries a token of its own).
+		m.Logger.Info("expiry notices on", "before", fmt.Sprint(n.Before), "interval", n.Interval.String(),
+			"smtp", n.SMTP.Addr, "starttls", n.SMTP.StartTLS, "webhook", n.WebhookURL != "")
+	}
 	if dir != nil {
 		m.Logger.Info("directory sign-in on", "url", cfg.Auth.LDAP.URL, "organization", cfg.Auth.LDAP.Organization,
 			"sync_interval", cfg.Auth.LDAP.SyncInterval.String())
@@ -276,6 +283,15 @@ func openKeyring(cfg config.Config, log *slog.Logger) (*keys.Keyring, error) {
 	})
 }
 
+// regenerateGrace maps tokens.max_regenerate_grace onto the issuer's,
+// where zero means the default: 0 in the file turns grace periods off.
+func regenerateGrace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // issuerConfig maps the file's configuration onto the issuer's.
 func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 	roles := make(map[string][]string, len(cfg.Roles))
@@ -283,26 +299,27 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		roles[name] = r.Scopes
 	}
 	return issuer.Config{
-		PublicURL:         cfg.Server.PublicURL,
-		Audience:          cfg.Tokens.Audience,
-		UserTokenTTL:      cfg.Tokens.UserTokenTTL,
-		DefaultTTL:        cfg.Tokens.DefaultTTL,
-		MaxTTL:            cfg.Tokens.MaxTTL,
-		PersonalTokens:    cfg.Tokens.PersonalTokens,
-		Roles:             roles,
-		Presets:           cfg.Presets,
-		UIDefaultPreset:   cfg.UI.DefaultPreset,
-		BodyLimit:         cfg.Server.BodyLimit,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		TrustedProxies:    cfg.Server.TrustedProxies,
-		BcryptCost:        cfg.Security.BcryptCost,
-		HashWorkers:       cfg.Security.HashWorkers,
-		MaxFailuresUser:   cfg.Security.MaxFailuresUser,
-		MaxFailuresClient: cfg.Security.MaxFailuresClient,
-		FailureWindow:     cfg.Security.FailureWindow,
-		MinPasswordLength: cfg.Security.MinPasswordLength,
+		PublicURL:          cfg.Server.PublicURL,
+		Audience:           cfg.Tokens.Audience,
+		UserTokenTTL:       cfg.Tokens.UserTokenTTL,
+		DefaultTTL:         cfg.Tokens.DefaultTTL,
+		MaxTTL:             cfg.Tokens.MaxTTL,
+		MaxRegenerateGrace: regenerateGrace(cfg.Tokens.MaxRegenerateGrace),
+		PersonalTokens:     cfg.Tokens.PersonalTokens,
+		Roles:              roles,
+		Presets:            cfg.Presets,
+		UIDefaultPreset:    cfg.UI.DefaultPreset,
+		BodyLimit:          cfg.Server.BodyLimit,
+		ReadTimeout:        cfg.Server.ReadTimeout,
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		IdleTimeout:        cfg.Server.IdleTimeout,
+		TrustedProxies:     cfg.Server.TrustedProxies,
+		BcryptCost:         cfg.Security.BcryptCost,
+		HashWorkers:        cfg.Security.HashWorkers,
+		MaxFailuresUser:    cfg.Security.MaxFailuresUser,
+		MaxFailuresClient:  cfg.Security.MaxFailuresClient,
+		FailureWindow:      cfg.Security.FailureWindow,
+		MinPasswordLength:  cfg.Security.MinPasswordLength,
 		Revocation: issuer.RevocationConfig{
 			FalsePositiveRate: cfg.Revocation.FalsePositiveRate,
 			PollInterval:      cfg.Revocation.PollInterval,
@@ -314,8 +331,29 @@ func issuerConfig(cfg config.Config, log *slog.Logger) issuer.Config {
 		},
 		PruneInterval:         cfg.Tokens.PruneInterval,
 		PruneAfter:            cfg.Tokens.PruneAfter,
+		Notify:                notifyConfig(cfg.Notify),
 		DirectoryOrg:          cfg.Auth.LDAP.Organization,
 		DirectorySyncInterval: cfg.Auth.LDAP.SyncInterval,
 		Logger:                log,
+	}
+}
+
+// notifyConfig maps the file's notify section onto the notifier's; the
+// zero value (no channel) leaves notices off.
+func notifyConfig(n config.Notify) notify.Config {
+	if !n.Enabled() {
+		return notify.Config{}
+	}
+	return notify.Config{
+		Before:   n.Before,
+		Interval: n.Interval,
+		SMTP: notify.SMTPConfig{
+			Addr:     n.SMTP.Addr,
+			From:     n.SMTP.From,
+			Username: n.SMTP.Username,
+			Password: n.SMTP.Password,
+			StartTLS: n.SMTP.StartTLS,
+		},
+		WebhookURL: n.WebhookURL,
 	}
 }

@@ -172,18 +172,24 @@ func (c *cli) tokenCommand() *cobra.Command {
 			return nil
 		},
 	}
+	var grace string
 	regenerate := &cobra.Command{
-		Use:   "regenerate TOKEN_ID",
-		Short: "Replace a token with a new value and id (the old one is revoked); the value is printed this once",
+		Use:   "regenerate TOKEN_ID [--grace D]",
+		Short: "Replace a token with a new value and id (the old one is revoked, at once or after --grace); the value is printed this once",
 		Args:  exactArgs(1, "the token id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tc, err := client(cmd)
 			if err != nil {
 				return err
 			}
-			return tc.do(cmd.Context(), http.MethodPost, "/tokens/"+url.PathEscape(args[0])+"/regenerate", nil, c.stdout)
+			var body any
+			if grace != "" {
+				body = map[string]any{"grace": grace}
+			}
+			return tc.do(cmd.Context(), http.MethodPost, "/tokens/"+url.PathEscape(args[0])+"/regenerate", body, c.stdout)
 		},
 	}
+	regenerate.Flags().StringVar(&grace, "grace", "", "keep the old value working this long (e.g. 1h; at most tokens.max_regenerate_grace); the answer's previous_valid_until says until when")
 	var copyName, copyExpiresIn string
 	cp := &cobra.Command{
 		Use:   "copy TOKEN_ID [--name NAME] [--expires-in D]",
@@ -217,6 +223,8 @@ type listedToken struct {
 	ExpiresAt string   `json:"expires_at"`
 	Revoked   bool     `json:"revoked"`
 	Expired   bool     `json:"expired"`
+	// ValidUntil is the end of a regenerated token's grace period.
+	ValidUntil string `json:"valid_until"`
 }
 
 // printTokenTable writes tokens as an aligned table for a person: id,
@@ -248,6 +256,11 @@ func printTokenTable(w io.Writer, tokens []listedToken, now time.Time) error {
 			status = "revoked"
 		case t.Expired || (err == nil && !exp.After(now)):
 			status = "expired"
+		case t.ValidUntil != "":
+			// The old value of a token regenerated with a grace period.
+			if until, err := time.Parse(time.RFC3339, t.ValidUntil); err == nil {
+				status = "active until " + until.UTC().Format("2006-01-02 15:04:05 UTC")
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.TokenID, oneLine(name), t.Type, owner, oneLine(scopes), expires, status)
 	}

@@ -295,7 +295,32 @@
   function statusOf(t) {
     if (t.revoked) return 'revoked';
     if (t.expired || Date.parse(t.expires_at) <= Date.now()) return 'expired';
+    if (t.valid_until && Date.parse(t.valid_until) <= Date.now()) return 'revoked';
     return 'active';
+  }
+
+  // inGrace: the old value of a token regenerated with a grace period,
+  // still working until valid_until.
+  function inGrace(t) {
+    return Boolean(t.valid_until) && statusOf(t) === 'active';
+  }
+
+  // spell says 90 seconds, 30 minutes, 1 hour, 24 hours.
+  function spell(seconds) {
+    const n = (v, unit) => `${v} ${unit}${v === 1 ? '' : 's'}`;
+    if (seconds % 3600 === 0) return n(seconds / 3600, 'hour');
+    if (seconds % 60 === 0) return n(seconds / 60, 'minute');
+    return n(seconds, 'second');
+  }
+
+  // graceChoices are the grace periods Regenerate offers: none, 1 hour and
+  // 24 hours, as far as tokens.max_regenerate_grace allows, and the
+  // maximum itself when it lies below 24 hours.
+  function graceChoices() {
+    const maxSec = state.cfg.max_regenerate_grace_seconds || 0;
+    const out = [0, 3600, 86400].filter((s) => s <= maxSec);
+    if (maxSec > 0 && maxSec < 86400 && !out.includes(maxSec)) out.push(maxSec);
+    return out.sort((a, b) => a - b);
   }
 
   function fmtDate(s) {
@@ -311,6 +336,8 @@
   }
 
   // relative says "in 3 days", "in 5 hours", "2 days ago".
+  // Minutes are counted after rounding, so a moment short of an hour reads
+  // "in 1 hour", not "in 60 minutes".
   function relative(ms) {
     const abs = Math.abs(ms);
     let n;
@@ -318,7 +345,7 @@
     if (abs >= DAY) {
       n = Math.round(abs / DAY);
       unit = 'day';
-    } else if (abs >= 3600000) {
+    } else if (Math.round(abs / 60000) >= 60) {
       n = Math.round(abs / 3600000);
       unit = 'hour';
     } else {
@@ -425,7 +452,13 @@
       scopeCell,
       cell('Created', {}, el('span', { title: t.issued_at, text: fmtDate(t.issued_at) })),
       expires,
-      cell('Status', {}, el('span', { class: `badge ${status}`, text: status })),
+      cell(
+        'Status',
+        {},
+        el('span', { class: `badge ${status}`, text: status }),
+        inGrace(t) ? el('span', { class: 'badge soon grace', title: t.valid_until, text: `valid until ${fmtDateTime(t.valid_until)}` }) : null,
+        inGrace(t) ? el('span', { class: 'sub', text: 'regenerated: this old value stops then' }) : null,
+      ),
       actions,
     );
   }
@@ -440,7 +473,9 @@
     if (b.dataset.act === 'revoke') {
       const ok = await confirmDialog({
         title: `Revoke “${label}”?`,
-        text: 'Anything that uses this token stops working within seconds. This cannot be undone.',
+        text: inGrace(t)
+          ? `This old value still works until ${fmtDateTime(t.valid_until)} (its grace period after Regenerate). Revoking ends that now: anything still using it stops working within seconds. This cannot be undone.`
+          : 'Anything that uses this token stops working within seconds. This cannot be undone.',
         ok: 'Revoke token',
         danger: true,
       });
@@ -454,15 +489,42 @@
         if (e.status !== 401) fail(e.message);
       }
     } else if (b.dataset.act === 'regenerate') {
+      const choices = graceChoices();
+      const extra = [];
+      const select = el('select', { id: 'regen-grace', 'aria-describedby': 'regen-grace-help' });
+      for (const sec of choices) {
+        select.append(el('option', { value: String(sec) }, sec ? `${spell(sec)}` : 'None: the current value stops at once'));
+      }
+      const help = el('p', { id: 'regen-grace-help', class: 'help' });
+      const explain = () => {
+        const sec = Number(select.value);
+        const exp = Date.parse(t.expires_at);
+        let text = sec
+          ? `The current value keeps working for ${spell(sec)}, so that what uses it can move to the new one; then it stops everywhere.`
+          : 'The current value stops working at once, everywhere.';
+        if (sec && exp < Date.now() + sec * 1000) text += ` It expires before that, on ${fmtDateTime(t.expires_at)}, and stops then.`;
+        help.textContent = text;
+      };
+      if (choices.length > 1) {
+        select.addEventListener('change', explain);
+        extra.push(el('label', { for: 'regen-grace', text: 'Grace period for the current value' }), select, help);
+        explain();
+      }
       const ok = await confirmDialog({
         title: `Regenerate “${label}”?`,
-        text: 'You get a new value with the same name, scopes and lifetime (counted from now). The current value stops working at once.',
+        text:
+          choices.length > 1
+            ? 'You get a new value with the same name, scopes and lifetime (counted from now).'
+            : 'You get a new value with the same name, scopes and lifetime (counted from now). The current value stops working at once.',
         ok: 'Regenerate',
         danger: true,
+        extra,
       });
       if (!ok) return b.focus();
+      const grace = choices.length > 1 ? Number(select.value) : 0;
       try {
-        const created = await api('POST', '/tokens/' + encodeURIComponent(t.token_id) + '/regenerate');
+        const path = '/tokens/' + encodeURIComponent(t.token_id) + '/regenerate';
+        const created = await api('POST', path, grace ? { grace } : undefined);
         showSecret(created, 'Regenerated token');
       } catch (e) {
         if (e.status !== 401) fail(e.message);
@@ -497,6 +559,12 @@
     $('secret-id').textContent = created.token_id;
     $('secret-expires').textContent = `${fmtDateTime(created.expires_at)} (${relative(Date.parse(created.expires_at) - Date.now())})`;
     $('secret-value').value = created.token;
+    // After a regenerate: when the value it replaces stops working.
+    const prev = created.previous_valid_until;
+    const graced = Boolean(prev) && Date.parse(prev) > Date.now();
+    $('secret-prev-dt').hidden = !graced;
+    $('secret-prev').hidden = !graced;
+    $('secret-prev').textContent = graced ? `valid until ${fmtDateTime(prev)} (${relative(Date.parse(prev) - Date.now())}), then it stops` : '';
     // Not a route: a reload or the back button must not bring it back.
     history.replaceState(null, '', '#/tokens');
     showView('secret');
@@ -510,6 +578,7 @@
     $('secret-name').textContent = '';
     $('secret-id').textContent = '';
     $('secret-expires').textContent = '';
+    $('secret-prev').textContent = '';
   }
 
   async function copySecret() {

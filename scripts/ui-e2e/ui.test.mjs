@@ -11,7 +11,10 @@
 // the user's default scopes (the configured default preset for the admin,
 // every scope the member holds), never from nothing. Pages of other origins
 // (another port of the same site, another site) cannot drive the API through
-// a browser that cached an admin's Basic credentials.
+// a browser that cached an admin's Basic credentials. Regenerate offers a
+// grace period (none, 1 hour, 24 hours, within tokens.max_regenerate_grace);
+// the old value is then listed as "valid until …" and can still be revoked
+// at once.
 //
 // Environment:
 //   SIGNET_UI_URL                 issuer base URL (required), e.g. http://127.0.0.1:8080
@@ -436,6 +439,47 @@ async function main() {
       await page.getByRole('button', { name: 'Done, I saved it' }).click();
       await page.getByRole('heading', { name: 'Access tokens' }).waitFor();
       assert.ok(!(await page.content()).includes(value));
+    });
+
+    await step('regenerate with a grace period keeps the old value until then, shown as “valid until” in the list; revoking ends it', async () => {
+      const old = await apiOK('POST', '/tokens', ADMIN, { name: 'etl-grace', scopes: ['reports:read'] }, 201);
+      await page.reload();
+      await row(page, 'etl-grace').getByRole('button', { name: 'Regenerate etl-grace' }).click();
+      const dlg = page.getByRole('dialog');
+      const grace = dlg.getByLabel('Grace period for the current value');
+      // tokens.max_regenerate_grace is 24h here: none, 1 hour, 24 hours.
+      assert.deepEqual(await grace.locator('option').allInnerTexts(), ['None: the current value stops at once', '1 hour', '24 hours']);
+      await grace.selectOption({ label: '1 hour' });
+      await dlg.getByText('keeps working for 1 hour').waitFor();
+      await shot(page, 'regenerate-grace.png', { fullPage: false });
+      const asked = Date.now();
+      await dlg.getByRole('button', { name: 'Regenerate' }).click();
+      await page.getByRole('heading', { name: 'Regenerated token' }).waitFor();
+      assert.match(await page.locator('#secret-prev').innerText(), /^valid until .+ \(in 1 hour\), then it stops$/);
+      const newId = (await page.locator('#secret-id').innerText()).trim();
+      const meta = await apiOK('GET', '/tokens/' + encodeURIComponent(old.token_id), ADMIN, undefined, 200);
+      assert.equal(meta.active, true, 'the old value works during its grace period');
+      assert.equal(meta.revoked, false);
+      assert.equal(meta.replaced_by, newId);
+      const until = Date.parse(meta.valid_until);
+      assert.ok(Math.abs(until - asked - 3600000) < 60000, `valid_until ${meta.valid_until}: want about an hour from now`);
+      await page.getByRole('button', { name: 'Done, I saved it' }).click();
+      await page.getByRole('heading', { name: 'Access tokens' }).waitFor();
+      const oldRow = page.locator(`#tokens-body tr[data-id="${old.token_id}"]`);
+      await oldRow.locator('.badge.grace', { hasText: /^valid until / }).waitFor();
+      assert.equal(await oldRow.getAttribute('data-status'), 'active');
+      assert.equal(await oldRow.getByRole('button', { name: 'Regenerate etl-grace' }).count(), 0, 'a replaced token is not regenerated again');
+      await page.locator(`#tokens-body tr[data-id="${newId}"]`).waitFor();
+      await shot(page, 'tokens-grace.png');
+      // Revoking the old value during its grace period: at once.
+      await oldRow.getByRole('button', { name: 'Revoke etl-grace' }).click();
+      await dlg.getByText('Revoking ends that now').waitFor();
+      await dlg.getByRole('button', { name: 'Revoke token' }).click();
+      await page.locator('#status', { hasText: 'revoked' }).waitFor();
+      const after = await apiOK('GET', '/tokens/' + encodeURIComponent(old.token_id), ADMIN, undefined, 200);
+      assert.equal(after.revoked, true);
+      assert.equal(after.active, false);
+      assert.equal((await apiOK('GET', '/tokens/' + encodeURIComponent(newId), ADMIN, undefined, 200)).active, true);
     });
 
     await step('copy makes a new token and leaves the original valid', async () => {

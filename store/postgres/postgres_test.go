@@ -388,7 +388,7 @@ func TestWatchSignalsRevocationsFromOtherHandle(t *testing.T) {
 		{"ReplaceToken", func() error {
 			next := store.TokenRecord{ID: "tok-2b", Type: store.TokenAdministrative, Org: "acme", Subject: "token:tok-2b",
 				IssuedAt: testNow, ExpiresAt: testNow.Add(time.Hour), Lifetime: time.Hour, ParentID: "tok-2"}
-			_, err := b.ReplaceToken(ctx, "tok-2", next, testNow)
+			_, err := b.ReplaceToken(ctx, "tok-2", next, testNow, time.Time{})
 			return err
 		}},
 		{"RevokeKey", func() error { _, err := b.RevokeKey(ctx, "kid-1", testNow, testNow.Add(time.Hour)); return err }},
@@ -673,7 +673,7 @@ func TestLookupsOfUnstorableKeys(t *testing.T) {
 			{"ReplaceToken", func() error {
 				next := store.TokenRecord{ID: "tok-next", Type: store.TokenAdministrative, Org: "acme",
 					IssuedAt: testNow, ExpiresAt: testNow.Add(time.Hour)}
-				_, err := s.ReplaceToken(ctx, key, next, testNow)
+				_, err := s.ReplaceToken(ctx, key, next, testNow, time.Time{})
 				return err
 			}},
 			{"GetTokenRevocation", func() error { _, err := s.GetTokenRevocation(ctx, key); return err }},
@@ -869,10 +869,18 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 }
 
+// undoGrace turns a database back to before migration 6 (grace periods),
+// undoing migration 7 (user sources) first.
+var undoGrace = append(slices.Clip(undoUserSource),
+	`ALTER TABLE revocations DROP COLUMN valid_until`,
+	`ALTER TABLE tokens DROP COLUMN valid_until`,
+	`DELETE FROM schema_migrations WHERE version >= 6`,
+)
+
 // undoUserIDs turns a database back to before migration 3 (user ids),
-// undoing migrations 5 (user sources) and 4 (the revocation log's epoch
-// and tags) first.
-var undoUserIDs = append(undoUserSource,
+// undoing migrations 6 (grace periods), 5 (expiry notices) and 4 (the
+// revocation log's epoch and tags) first.
+var undoUserIDs = append(append(slices.Clip(undoGrace), undoExpiryNotices...),
 	`ALTER TABLE revocation_state DROP COLUMN epoch`,
 	`ALTER TABLE revocation_state DROP COLUMN head`,
 	`ALTER TABLE revocations DROP COLUMN tag`,
@@ -883,10 +891,17 @@ var undoUserIDs = append(undoUserSource,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
 )
 
-// undoUserSource turns a database back to before migration 5 (user sources).
+// undoUserSource turns a database back to before migration 7 (user sources).
 var undoUserSource = []string{
 	`DROP INDEX users_source`,
 	`ALTER TABLE users DROP COLUMN source`,
+	`DELETE FROM schema_migrations WHERE version >= 7`,
+}
+
+// undoExpiryNotices turns a database back to before migration 5 (expiry
+// notices).
+var undoExpiryNotices = []string{
+	`DROP TABLE expiry_notices`,
 	`DELETE FROM schema_migrations WHERE version >= 5`,
 }
 
@@ -971,7 +986,7 @@ func TestUpgradeToUserIDs(t *testing.T) {
 	}
 }
 
-// TestUpgradeToUserSource: migration 5 makes every existing user a local
+// TestUpgradeToUserSource: migration 7 makes every existing user a local
 // user, who keeps signing in with their password, and lets directory users
 // be stored next to them.
 func TestUpgradeToUserSource(t *testing.T) {

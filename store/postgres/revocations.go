@@ -12,17 +12,18 @@ import (
 	"github.com/signet-auth/signet/store"
 )
 
-const revocationColumns = `seq, tag, kind, value, org, not_before, revoked_at, expires_at, reason`
+const revocationColumns = `seq, tag, kind, value, org, not_before, revoked_at, expires_at, reason, valid_until`
 
 func scanRevocation(row pgx.Row) (store.Revocation, error) {
 	var r store.Revocation
 	var kind string
-	var notBefore *time.Time
-	if err := row.Scan(&r.Seq, &r.Tag, &kind, &r.Value, &r.Org, &notBefore, &r.RevokedAt, &r.ExpiresAt, &r.Reason); err != nil {
+	var notBefore, validUntil *time.Time
+	if err := row.Scan(&r.Seq, &r.Tag, &kind, &r.Value, &r.Org, &notBefore, &r.RevokedAt, &r.ExpiresAt, &r.Reason, &validUntil); err != nil {
 		return store.Revocation{}, err
 	}
 	r.Kind = store.RevocationKind(kind)
 	r.NotBefore = fromNullTS(notBefore)
+	r.ValidUntil = fromNullTS(validUntil)
 	r.RevokedAt = r.RevokedAt.UTC()
 	r.ExpiresAt = r.ExpiresAt.UTC()
 	return r, nil
@@ -47,8 +48,9 @@ func appendRevocation(ctx context.Context, tx pgx.Tx, r store.Revocation) (store
 	r.RevokedAt = ts(r.RevokedAt)
 	r.ExpiresAt = ts(r.ExpiresAt)
 	r.NotBefore = fromNullTS(nullTS(r.NotBefore))
-	if _, err := tx.Exec(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.Seq, r.Tag, string(r.Kind), r.Value, r.Org, nullTS(r.NotBefore), r.RevokedAt, r.ExpiresAt, r.Reason); err != nil {
+	r.ValidUntil = fromNullTS(nullTS(r.ValidUntil))
+	if _, err := tx.Exec(ctx, `INSERT INTO revocations (`+revocationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.Seq, r.Tag, string(r.Kind), r.Value, r.Org, nullTS(r.NotBefore), r.RevokedAt, r.ExpiresAt, r.Reason, nullTS(r.ValidUntil)); err != nil {
 		return store.Revocation{}, fmt.Errorf("insert revocation: %w", mapErr(err))
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(r.Seq, 10)); err != nil {
@@ -133,7 +135,9 @@ func (s *Store) RevokeKey(ctx context.Context, kid string, now, expires time.Tim
 	return rev, nil
 }
 
-// GetTokenRevocation returns the RevokeToken entry for a token ID;
+// GetTokenRevocation returns the newest RevokeToken entry for a token ID
+// (a token revoked during its grace period has two, the newer in force at
+// once);
 // store.ErrNotFound when the token has none (not revoked, or the entry was
 // pruned after it expired).
 func (s *Store) GetTokenRevocation(ctx context.Context, tokenID string) (store.Revocation, error) {

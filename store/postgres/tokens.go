@@ -14,21 +14,22 @@ import (
 )
 
 const tokenColumns = `id, name, description, type, owner, owner_id, org, subject, scopes, created_by, key_id,
-	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
+	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id, valid_until`
 
 func scanToken(row pgx.Row) (store.TokenRecord, error) {
 	var t store.TokenRecord
 	var typ string
 	var lifetime int64
-	var revokedAt *time.Time
+	var revokedAt, validUntil *time.Time
 	if err := row.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.OwnerID, &t.Org, &t.Subject, &t.Scopes,
-		&t.CreatedBy, &t.KeyID, &t.IssuedAt, &t.ExpiresAt, &lifetime, &revokedAt, &t.ReplacedBy, &t.ParentID); err != nil {
+		&t.CreatedBy, &t.KeyID, &t.IssuedAt, &t.ExpiresAt, &lifetime, &revokedAt, &t.ReplacedBy, &t.ParentID, &validUntil); err != nil {
 		return store.TokenRecord{}, err
 	}
 	t.Type = store.TokenType(typ)
 	t.IssuedAt = t.IssuedAt.UTC()
 	t.ExpiresAt = t.ExpiresAt.UTC()
 	t.Lifetime = time.Duration(lifetime)
+	t.ValidUntil = fromNullTS(validUntil)
 	if revokedAt != nil {
 		r := revokedAt.UTC()
 		t.RevokedAt = &r
@@ -79,9 +80,9 @@ func insertToken(ctx context.Context, tx pgx.Tx, t store.TokenRecord) error {
 		revokedAt = nullTS(*t.RevokedAt)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.OwnerID, t.Org, t.Subject, scopes, t.CreatedBy, t.KeyID,
-		ts(t.IssuedAt), ts(t.ExpiresAt), int64(t.Lifetime), revokedAt, t.ReplacedBy, t.ParentID)
+		ts(t.IssuedAt), ts(t.ExpiresAt), int64(t.Lifetime), revokedAt, t.ReplacedBy, t.ParentID, nullTS(t.ValidUntil))
 	if err != nil {
 		return fmt.Errorf("insert: %w", mapErr(err))
 	}
@@ -142,11 +143,18 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.Type != "" {
 		add("type = ?", string(f.Type))
 	}
-	if !f.IncludeRevoked {
+	switch {
+	case f.IncludeRevoked:
+	case f.Now.IsZero():
 		where = append(where, "revoked_at IS NULL")
+	default: // a token in its grace period is still valid
+		add("(revoked_at IS NULL OR valid_until > ?)", ts(f.Now))
 	}
 	if !f.IncludeExpired && !f.Now.IsZero() {
 		add("expires_at > ?", ts(f.Now))
+	}
+	if !f.ExpiresBy.IsZero() {
+		add("expires_at <= ?", ts(f.ExpiresBy))
 	}
 	q := `SELECT ` + tokenColumns + ` FROM tokens`
 	if len(where) > 0 {
@@ -180,33 +188,63 @@ func lockToken(ctx context.Context, tx pgx.Tx, id string) (store.TokenRecord, er
 	return t, nil
 }
 
-// revokeLocked revokes t, whose row tx holds locked. When t is already
-// revoked it appends nothing and returns the entry that revoked it: its own
-// RevokeToken entry, else the RevokeSubject cut-off that covers it
-// (DeleteUser, SetPassword), else, when that entry was pruned, an entry
-// with Seq 0 describing the revocation from the token record.
-func revokeLocked(ctx context.Context, tx pgx.Tx, t store.TokenRecord, now time.Time, reason string) (store.Revocation, error) {
+// revokeLocked revokes t, whose row tx holds locked: at now, or, with a
+// validUntil after now, from then on (a grace period, at most until t
+// expires). When t is already revoked it appends nothing and returns the
+// entry that revoked it: its own RevokeToken entry, else the RevokeSubject
+// cut-off that covers it (DeleteUser, SetPassword), else, when that entry
+// was pruned, an entry with Seq 0 describing the revocation from the token
+// record. A token in its grace period is the exception: it is revoked at
+// once (its valid_until becomes now) with a second entry, which
+// revocation.Index folds with the first to "from now on".
+func revokeLocked(ctx context.Context, tx pgx.Tx, t store.TokenRecord, now, validUntil time.Time, reason string) (store.Revocation, error) {
+	if t.RevokedAt != nil && !t.Revoked(now) {
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET valid_until = $2 WHERE id = $1`, t.ID, ts(now)); err != nil {
+			return store.Revocation{}, fmt.Errorf("end grace period: %w", err)
+		}
+		return appendRevocation(ctx, tx, store.Revocation{
+			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+			RevokedAt: now, ExpiresAt: t.ExpiresAt, Reason: reason,
+		})
+	}
 	if t.RevokedAt != nil {
 		rev, err := tokenRevocation(ctx, tx, t.ID)
-		if !errors.Is(err, store.ErrNotFound) {
+		// An entry still waiting for its time while the record says
+		// revoked was overtaken by a subject cut-off, returned below.
+		if (err == nil && !rev.ValidUntil.After(now)) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
 			return rev, err
 		}
 		rev, err = subjectRevocation(ctx, tx, t)
 		if !errors.Is(err, store.ErrNotFound) {
 			return rev, err
 		}
+		from, _ := t.RevokedFrom()
 		return store.Revocation{
 			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
-			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
+			RevokedAt: from, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
 		}, nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2 WHERE id = $1`, t.ID, ts(now)); err != nil {
+	validUntil = graceEnd(t, now, validUntil)
+	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2, valid_until = $3 WHERE id = $1`,
+		t.ID, ts(now), nullTS(validUntil)); err != nil {
 		return store.Revocation{}, fmt.Errorf("mark revoked: %w", err)
 	}
 	return appendRevocation(ctx, tx, store.Revocation{
-		Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+		Kind: store.RevokeToken, Value: t.ID, Org: t.Org, ValidUntil: validUntil,
 		RevokedAt: now, ExpiresAt: t.ExpiresAt, Reason: reason,
 	})
+}
+
+// graceEnd is the end of a grace period asked to last until validUntil:
+// no later than t's expiry, and zero (none) unless after now.
+func graceEnd(t store.TokenRecord, now, validUntil time.Time) time.Time {
+	if validUntil.After(t.ExpiresAt) {
+		validUntil = t.ExpiresAt
+	}
+	if !validUntil.After(now) {
+		return time.Time{}
+	}
+	return validUntil
 }
 
 // RevokeToken marks the token revoked and appends a RevokeToken entry,
@@ -228,7 +266,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reaso
 		if err != nil {
 			return err
 		}
-		rev, err = revokeLocked(ctx, tx, t, now, reason)
+		rev, err = revokeLocked(ctx, tx, t, now, time.Time{}, reason)
 		return err
 	})
 	if err != nil {
@@ -239,10 +277,11 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reaso
 
 // ReplaceToken is regenerate: in one transaction it checks that oldID has
 // not been replaced already (else store.ErrConflict), revokes it if not yet
-// revoked, sets its ReplacedBy to next.ID and inserts next. It returns the
+// revoked (at once, or from validUntil on: a grace period), sets its
+// ReplacedBy to next.ID and inserts next. It returns the
 // old token's RevokeToken entry. The old row is locked FOR UPDATE, so of
 // two concurrent calls for one token exactly one succeeds.
-func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now time.Time) (store.Revocation, error) {
+func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now, validUntil time.Time) (store.Revocation, error) {
 	if err := validateToken(next); err != nil {
 		return store.Revocation{}, fmt.Errorf("postgres: replace token %s: %w", oldID, err)
 	}
@@ -264,7 +303,7 @@ func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.Token
 		if old.ReplacedBy != "" {
 			return fmt.Errorf("%w: already replaced", store.ErrConflict)
 		}
-		if rev, err = revokeLocked(ctx, tx, old, now, "regenerated"); err != nil {
+		if rev, err = revokeLocked(ctx, tx, old, now, validUntil, "regenerated"); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE tokens SET replaced_by = $2 WHERE id = $1`, oldID, next.ID); err != nil {

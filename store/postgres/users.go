@@ -274,7 +274,8 @@ const ownedBy = `(owner_id = $1 OR (owner_id = '' AND owner = $2))`
 
 // revokeTokens marks revoked, at now, the personal tokens of the user
 // (org, id, username) issued before before (every one when before is
-// zero) that are not revoked yet, and returns the latest expiry among all
+// zero) that are not revoked yet, ends the grace periods of those that are
+// in one, and returns the latest expiry among all
 // the tokens the cut-off covers, already revoked ones included (zero when
 // none). A subject entry must not expire before them: after tokens.max_ttl
 // is lowered, a token issued earlier can outlive the caller's
@@ -296,6 +297,11 @@ func revokeTokens(ctx context.Context, tx pgx.Tx, org, id, username string, now,
 	if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = `+nowArg+`::timestamptz WHERE revoked_at IS NULL AND `+cover,
 		append(args, ts(now))...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
+	}
+	// The cut-off wins over a grace period: such a token ends now.
+	if _, err := tx.Exec(ctx, `UPDATE tokens SET valid_until = `+nowArg+`::timestamptz WHERE valid_until > `+nowArg+`::timestamptz AND `+cover,
+		append(args, ts(now))...); err != nil {
+		return time.Time{}, fmt.Errorf("end grace periods: %w", err)
 	}
 	return fromNullTS(last), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -641,10 +642,20 @@ func TestRestoredFileReusesSeqWithNewTag(t *testing.T) {
 	}
 }
 
+// undoGrace turns a database back to before migration 6 (grace periods),
+// undoing migration 7 (user sources) first.
+var undoGrace = append(slices.Clip(undoUserSource),
+	`DROP INDEX revocations_token_key`,
+	`CREATE UNIQUE INDEX revocations_token_key ON revocations (kind, value) WHERE kind IN ('token', 'key')`,
+	`ALTER TABLE revocations DROP COLUMN valid_until`,
+	`ALTER TABLE tokens DROP COLUMN valid_until`,
+	`DELETE FROM schema_migrations WHERE version >= 6`,
+)
+
 // undoUserIDs turns a database back to before migration 3 (user ids),
-// undoing migrations 5 (user sources) and 4 (the revocation log's epoch
-// and tags) first.
-var undoUserIDs = append(undoUserSource,
+// undoing migrations 6 (grace periods), 5 (expiry notices) and 4 (the
+// revocation log's epoch and tags) first.
+var undoUserIDs = append(append(slices.Clip(undoGrace), undoExpiryNotices...),
 	`ALTER TABLE revocation_seq DROP COLUMN epoch`,
 	`ALTER TABLE revocation_seq DROP COLUMN head`,
 	`ALTER TABLE revocations DROP COLUMN tag`,
@@ -655,10 +666,66 @@ var undoUserIDs = append(undoUserSource,
 	`DELETE FROM schema_migrations WHERE version >= 3`,
 )
 
-// undoUserSource turns a database back to before migration 5 (user sources).
+// undoUserSource turns a database back to before migration 7 (user sources).
 var undoUserSource = []string{
 	`ALTER TABLE users DROP COLUMN source`,
+	`DELETE FROM schema_migrations WHERE version >= 7`,
+}
+
+// undoExpiryNotices turns a database back to before migration 5 (expiry
+// notices).
+var undoExpiryNotices = []string{
+	`DROP TABLE expiry_notices`,
 	`DELETE FROM schema_migrations WHERE version >= 5`,
+}
+
+// TestUpgradeToGrace: migration 6 keeps the revocations of a database
+// that predates grace periods in force at once, and lets a token carry a
+// second entry (a grace period ended by a revocation) but not a third.
+func TestUpgradeToGrace(t *testing.T) {
+	ctx := context.Background()
+	path := freshPath(t)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	for _, id := range []string{"tok-1", "tok-2"} {
+		if err := s.CreateToken(ctx, token(id, t0)); err != nil {
+			t.Fatalf("CreateToken: got error %v, want nil", err)
+		}
+	}
+	if _, err := s.RevokeToken(ctx, "tok-1", t0.Add(time.Hour), "before the upgrade"); err != nil {
+		t.Fatalf("RevokeToken: got error %v, want nil", err)
+	}
+	for _, q := range undoGrace {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatalf("%s: got error %v, want nil", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	s = openAt(t, path)
+	if tok, err := s.GetToken(ctx, "tok-1"); err != nil || !tok.Revoked(t0.Add(time.Hour)) || !tok.ValidUntil.IsZero() {
+		t.Errorf("revoked token after the upgrade: got %+v, %v; want revoked at once", tok, err)
+	}
+	if rev, err := s.GetTokenRevocation(ctx, "tok-1"); err != nil || !rev.ValidUntil.IsZero() {
+		t.Errorf("its entry after the upgrade: got %+v, %v; want one in force at once", rev, err)
+	}
+	next := token("tok-3", t0.Add(time.Hour))
+	next.Name = "tok-2"
+	if _, err := s.ReplaceToken(ctx, "tok-2", next, t0.Add(time.Hour), t0.Add(2*time.Hour)); err != nil {
+		t.Fatalf("ReplaceToken with a grace period: got error %v, want nil", err)
+	}
+	if _, err := s.RevokeToken(ctx, "tok-2", t0.Add(90*time.Minute), "during"); err != nil {
+		t.Fatalf("RevokeToken during the grace period: got error %v, want nil", err)
+	}
+	// The index still refuses a second entry in force at once.
+	_, err = s.w.Exec(`INSERT INTO revocations (seq, tag, kind, value, org, revoked_at, expires_at, reason)
+		VALUES (1000, 'x', 'token', 'tok-2', 'acme', 0, 0, 'duplicate')`)
+	if !isUniqueViolation(err) {
+		t.Errorf("a third entry for one token: got error %v, want a unique violation", err)
+	}
 }
 
 // TestUpgradeToUserIDs: migration 3 gives every user an id and maps each
@@ -750,7 +817,7 @@ func TestUpgradeToUserIDs(t *testing.T) {
 	}
 }
 
-// TestUpgradeToUserSource: migration 5 makes every existing user a local
+// TestUpgradeToUserSource: migration 7 makes every existing user a local
 // user, who keeps signing in with their password, and lets directory users
 // be stored next to them.
 func TestUpgradeToUserSource(t *testing.T) {

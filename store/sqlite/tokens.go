@@ -13,7 +13,7 @@ import (
 )
 
 const tokenColumns = `id, name, description, type, owner, owner_id, org, subject, scopes, created_by, key_id,
-	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id`
+	issued_at, expires_at, lifetime_ns, revoked_at, replaced_by, parent_id, valid_until`
 
 // CreateToken records a newly signed token. ErrConflict on a duplicate ID,
 // or on a non-empty Name already held by a live token (unrevoked and
@@ -56,9 +56,9 @@ func insertToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord) error {
 		revoked = nullMicros(*t.RevokedAt)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Name, t.Description, string(t.Type), t.Owner, t.OwnerID, t.Org, t.Subject, string(sj), t.CreatedBy, t.KeyID,
-		micros(t.IssuedAt), micros(t.ExpiresAt), int64(t.Lifetime), revoked, t.ReplacedBy, t.ParentID)
+		micros(t.IssuedAt), micros(t.ExpiresAt), int64(t.Lifetime), revoked, t.ReplacedBy, t.ParentID, nullMicros(t.ValidUntil))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("token id exists: %w", store.ErrConflict)
 	}
@@ -100,11 +100,18 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.Type != "" {
 		where, args = append(where, "type = ?"), append(args, string(f.Type))
 	}
-	if !f.IncludeRevoked {
+	switch {
+	case f.IncludeRevoked:
+	case f.Now.IsZero():
 		where = append(where, "revoked_at IS NULL")
+	default: // a token in its grace period is still valid
+		where, args = append(where, "(revoked_at IS NULL OR valid_until > ?)"), append(args, micros(f.Now))
 	}
 	if !f.IncludeExpired && !f.Now.IsZero() {
 		where, args = append(where, "expires_at > ?"), append(args, micros(f.Now))
+	}
+	if !f.ExpiresBy.IsZero() {
+		where, args = append(where, "expires_at <= ?"), append(args, micros(f.ExpiresBy))
 	}
 	q := `SELECT ` + tokenColumns + ` FROM tokens`
 	if len(where) > 0 {
@@ -126,7 +133,8 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 // one transaction. A token already revoked is left as it is and the entry
 // that revoked it returned: its own, else the RevokeSubject cut-off that
 // covers it (DeleteUser, SetPassword), else, when that entry was pruned,
-// one with Seq 0 describing the revocation from the token record.
+// one with Seq 0 describing the revocation from the token record. A token
+// in its grace period is revoked at once instead (see revokeToken).
 // ErrNotFound when the token is absent.
 func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reason string) (store.Revocation, error) {
 	if now.IsZero() {
@@ -138,7 +146,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reaso
 		if err != nil {
 			return err
 		}
-		rev, err = revokeToken(ctx, tx, t, now, reason)
+		rev, err = revokeToken(ctx, tx, t, now, time.Time{}, reason)
 		return err
 	})
 	if err != nil {
@@ -147,13 +155,28 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time, reaso
 	return rev, nil
 }
 
-// revokeToken revokes t inside tx unless it is revoked already.
-func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now time.Time, reason string) (store.Revocation, error) {
+// revokeToken revokes t inside tx: at now, or, with a validUntil after
+// now, from then on (a grace period, at most until t expires). A token
+// already revoked is left as it is, unless it is in its grace period:
+// then it is revoked at once (its valid_until becomes now) with a second
+// entry, which revocation.Index folds with the first to "from now on".
+func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now, validUntil time.Time, reason string) (store.Revocation, error) {
+	if t.RevokedAt != nil && !t.Revoked(now) {
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET valid_until = ? WHERE id = ?`, micros(now), t.ID); err != nil {
+			return store.Revocation{}, fmt.Errorf("end grace period: %w", err)
+		}
+		return appendRevocation(ctx, tx, store.Revocation{
+			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+			RevokedAt: now, ExpiresAt: t.ExpiresAt, Reason: reason,
+		})
+	}
 	existing, err := getTokenRevocation(ctx, tx, t.ID)
 	switch {
-	case err == nil:
+	// An entry still waiting for its time while the record says revoked
+	// was overtaken by a subject cut-off, which is returned below.
+	case err == nil && !existing.ValidUntil.After(now):
 		return existing, nil
-	case !errors.Is(err, store.ErrNotFound):
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return store.Revocation{}, err
 	}
 	if t.RevokedAt != nil {
@@ -161,25 +184,41 @@ func revokeToken(ctx context.Context, tx *sql.Tx, t store.TokenRecord, now time.
 		if !errors.Is(err, store.ErrNotFound) {
 			return rev, err
 		}
+		from, _ := t.RevokedFrom()
 		return store.Revocation{
 			Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
-			RevokedAt: *t.RevokedAt, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
+			RevokedAt: from, ExpiresAt: t.ExpiresAt, Reason: "revoked with its subject",
 		}, nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, micros(now), t.ID); err != nil {
+	validUntil = graceEnd(t, now, validUntil)
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ?, valid_until = ? WHERE id = ?`,
+		micros(now), nullMicros(validUntil), t.ID); err != nil {
 		return store.Revocation{}, fmt.Errorf("mark token revoked: %w", err)
 	}
 	return appendRevocation(ctx, tx, store.Revocation{
-		Kind: store.RevokeToken, Value: t.ID, Org: t.Org,
+		Kind: store.RevokeToken, Value: t.ID, Org: t.Org, ValidUntil: validUntil,
 		RevokedAt: now, ExpiresAt: t.ExpiresAt, Reason: reason,
 	})
 }
 
+// graceEnd is the end of a grace period asked to last until validUntil:
+// no later than t's expiry, and zero (none) unless after now.
+func graceEnd(t store.TokenRecord, now, validUntil time.Time) time.Time {
+	if validUntil.After(t.ExpiresAt) {
+		validUntil = t.ExpiresAt
+	}
+	if !validUntil.After(now) {
+		return time.Time{}
+	}
+	return validUntil
+}
+
 // ReplaceToken is regenerate: in one transaction it checks that oldID has
-// not been replaced already (else ErrConflict), revokes it unless revoked,
-// sets its ReplacedBy and inserts next under CreateToken's rules. It
-// returns oldID's revocation entry. ErrNotFound when oldID is absent.
-func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now time.Time) (store.Revocation, error) {
+// not been replaced already (else ErrConflict), revokes it unless revoked
+// (at once, or from validUntil on: a grace period), sets its ReplacedBy
+// and inserts next under CreateToken's rules. It returns oldID's
+// revocation entry. ErrNotFound when oldID is absent.
+func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.TokenRecord, now, validUntil time.Time) (store.Revocation, error) {
 	if err := next.Validate(); err != nil {
 		return store.Revocation{}, fmt.Errorf("sqlite: replace token %s: %w", oldID, err)
 	}
@@ -198,7 +237,7 @@ func (s *Store) ReplaceToken(ctx context.Context, oldID string, next store.Token
 		if old.ReplacedBy != "" {
 			return fmt.Errorf("already replaced: %w", store.ErrConflict)
 		}
-		if rev, err = revokeToken(ctx, tx, old, now, "regenerated"); err != nil {
+		if rev, err = revokeToken(ctx, tx, old, now, validUntil, "regenerated"); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET replaced_by = ? WHERE id = ?`, next.ID, oldID); err != nil {
@@ -226,10 +265,10 @@ func scanToken(sc scanner) (store.TokenRecord, error) {
 		typ, scopes     string
 		issued, expires int64
 		lifetime        int64
-		revoked         sql.NullInt64
+		revoked, until  sql.NullInt64
 	)
 	if err := sc.Scan(&t.ID, &t.Name, &t.Description, &typ, &t.Owner, &t.OwnerID, &t.Org, &t.Subject, &scopes,
-		&t.CreatedBy, &t.KeyID, &issued, &expires, &lifetime, &revoked, &t.ReplacedBy, &t.ParentID); err != nil {
+		&t.CreatedBy, &t.KeyID, &issued, &expires, &lifetime, &revoked, &t.ReplacedBy, &t.ParentID, &until); err != nil {
 		return store.TokenRecord{}, err
 	}
 	t.Type = store.TokenType(typ)
@@ -242,6 +281,7 @@ func scanToken(sc scanner) (store.TokenRecord, error) {
 	t.IssuedAt = fromMicros(issued)
 	t.ExpiresAt = fromMicros(expires)
 	t.Lifetime = time.Duration(lifetime)
+	t.ValidUntil = fromNullMicros(until)
 	if revoked.Valid {
 		r := fromMicros(revoked.Int64)
 		t.RevokedAt = &r

@@ -212,6 +212,7 @@ const ownedBy = `(owner_id = ? OR (owner_id = '' AND owner = ?))`
 
 // revokeTokens marks revoked, at now, the personal tokens of u issued
 // before before (every one when before is zero) that are not revoked yet,
+// ends the grace periods of those that are in one,
 // and returns the latest expiry among all the tokens the cut-off covers,
 // already revoked ones included (zero when none). A subject entry must not
 // expire before them: after tokens.max_ttl is lowered, a token issued
@@ -233,6 +234,11 @@ func revokeTokens(ctx context.Context, tx *sql.Tx, u store.User, now, before tim
 	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND `+cover,
 		append([]any{micros(now)}, args...)...); err != nil {
 		return time.Time{}, fmt.Errorf("revoke tokens: %w", err)
+	}
+	// The cut-off wins over a grace period: such a token ends now.
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET valid_until = ? WHERE valid_until > ? AND `+cover,
+		append([]any{micros(now), micros(now)}, args...)...); err != nil {
+		return time.Time{}, fmt.Errorf("end grace periods: %w", err)
 	}
 	if !last.Valid {
 		return time.Time{}, nil

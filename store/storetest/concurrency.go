@@ -110,7 +110,7 @@ func testConcurrentReplace(t *testing.T, h handles) {
 		var errs [2]error
 		var revs [2]store.Revocation
 		parallel(t, 2, func(i int) {
-			revs[i], errs[i] = h(i).ReplaceToken(ctx, old.ID, nexts[i], now)
+			revs[i], errs[i] = h(i).ReplaceToken(ctx, old.ID, nexts[i], now, time.Time{})
 		})
 		winner := -1
 		for i, err := range errs {

@@ -108,7 +108,7 @@ func testInvalidReplaceToken(t *testing.T, s store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			next := regenerated(old, "tok-next", at(time.Hour))
 			tc.mutate(&next)
-			_, err := s.ReplaceToken(ctx, old.ID, next, tc.now)
+			_, err := s.ReplaceToken(ctx, old.ID, next, tc.now, time.Time{})
 			if err == nil {
 				t.Fatalf("ReplaceToken: got nil error, want an error")
 			}

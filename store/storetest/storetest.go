@@ -32,6 +32,9 @@
 //     never touch the tokens of an earlier holder of the same username who
 //     has another id, and a live token name is unique per Owner and
 //     OwnerID;
+//   - a grace period (ReplaceToken's validUntil) is capped at the old
+//     token's expiry and dropped unless after now; revoking the token, or
+//     a cut-off covering it, during it ends it at that moment;
 //   - entry reasons: "regenerated" (ReplaceToken), "key withdrawn"
 //     (RevokeKey), "user removed" (DeleteUser), "password changed"
 //     (SetPassword).
@@ -84,9 +87,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, userTests()...)
 	tests = append(tests, tokenTests()...)
 	tests = append(tests, revocationTests()...)
+	tests = append(tests, graceTests()...)
 	tests = append(tests, auditTests()...)
 	tests = append(tests, invalidInputTests()...)
 	tests = append(tests, concurrencyTests()...)
+	tests = append(tests, noticeTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -107,7 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 // each call and arrange their cleanup.
 func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 	t.Helper()
-	for _, tc := range sharedTests() {
+	for _, tc := range append(sharedTests(), noticeSharedTests()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newPair(t)
 			if a == nil || b == nil {
@@ -304,6 +309,7 @@ func tokenDiff(got, want store.TokenRecord) []string {
 	case got.RevokedAt != nil:
 		d = append(d, timeDiff("RevokedAt", *got.RevokedAt, *want.RevokedAt)...)
 	}
+	d = append(d, timeDiff("ValidUntil", got.ValidUntil, want.ValidUntil)...)
 	d = append(d, strDiff("ReplacedBy", got.ReplacedBy, want.ReplacedBy)...)
 	d = append(d, strDiff("ParentID", got.ParentID, want.ParentID)...)
 	return d
@@ -318,6 +324,7 @@ func revocationDiff(got, want store.Revocation) []string {
 	d = append(d, strDiff("Value", got.Value, want.Value)...)
 	d = append(d, strDiff("Org", got.Org, want.Org)...)
 	d = append(d, timeDiff("NotBefore", got.NotBefore, want.NotBefore)...)
+	d = append(d, timeDiff("ValidUntil", got.ValidUntil, want.ValidUntil)...)
 	d = append(d, timeDiff("RevokedAt", got.RevokedAt, want.RevokedAt)...)
 	d = append(d, timeDiff("ExpiresAt", got.ExpiresAt, want.ExpiresAt)...)
 	d = append(d, strDiff("Reason", got.Reason, want.Reason)...)

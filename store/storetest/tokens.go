@@ -309,6 +309,11 @@ func testTokenList(t *testing.T, s store.Store) {
 			[]string{"adm", "b1"}},
 		{"limit above count", store.TokenFilter{Org: "acme", Now: now, Limit: 100},
 			[]string{"adm", "b1", "a1"}},
+		{"expires by (inclusive)", store.TokenFilter{Org: "acme", Now: now, ExpiresBy: at(24*time.Hour + 4*time.Minute)},
+			[]string{"b1", "a1"}},
+		{"expires by across orgs with revoked", store.TokenFilter{IncludeRevoked: true, Now: now, ExpiresBy: at(24*time.Hour + 6*time.Minute)},
+			[]string{"c1", "b1", "a2", "a1"}},
+		{"expires by before every live token", store.TokenFilter{Org: "acme", Now: now, ExpiresBy: at(24 * time.Hour)}, nil},
 		{"unknown org", store.TokenFilter{Org: "initech", IncludeRevoked: true, IncludeExpired: true}, nil},
 		{"unknown owner", store.TokenFilter{Org: "acme", Owner: "mallory", IncludeRevoked: true}, nil},
 	}
@@ -440,7 +445,7 @@ func testTokenReplace(t *testing.T, s store.Store) {
 			before := latest(t, s)
 			now := at(2 * time.Hour)
 			next := regenerated(old, old.ID+"-next", now)
-			rev, err := s.ReplaceToken(ctx, old.ID, next, now)
+			rev, err := s.ReplaceToken(ctx, old.ID, next, now, time.Time{})
 			if err != nil {
 				t.Fatalf("ReplaceToken: got error %v, want nil", err)
 			}
@@ -472,13 +477,13 @@ func testTokenReplaceTwice(t *testing.T, s store.Store) {
 	old := newPersonal("tok-old", "acme", "alice", "ci", at(time.Minute))
 	mustCreateToken(t, s, old)
 	first := regenerated(old, "tok-next-1", at(time.Hour))
-	if _, err := s.ReplaceToken(ctx, old.ID, first, at(time.Hour)); err != nil {
+	if _, err := s.ReplaceToken(ctx, old.ID, first, at(time.Hour), time.Time{}); err != nil {
 		t.Fatalf("ReplaceToken(first): got error %v, want nil", err)
 	}
 	before := latest(t, s)
 	second := regenerated(old, "tok-next-2", at(2*time.Hour))
 	second.Name = "other-name"
-	_, err := s.ReplaceToken(ctx, old.ID, second, at(2*time.Hour))
+	_, err := s.ReplaceToken(ctx, old.ID, second, at(2*time.Hour), time.Time{})
 	wantErrIs(t, "ReplaceToken(second)", err, store.ErrConflict)
 	_, err = s.GetToken(ctx, "tok-next-2")
 	wantErrIs(t, "GetToken(second next)", err, store.ErrNotFound)
@@ -497,7 +502,7 @@ func testTokenReplaceRevoked(t *testing.T, s store.Store) {
 	revoked := mustRevoke(t, s, old.ID, at(time.Hour))
 	before := latest(t, s)
 	next := regenerated(old, "tok-next", at(2*time.Hour))
-	rev, err := s.ReplaceToken(ctx, old.ID, next, at(2*time.Hour))
+	rev, err := s.ReplaceToken(ctx, old.ID, next, at(2*time.Hour), time.Time{})
 	if err != nil {
 		t.Fatalf("ReplaceToken(revoked): got error %v, want nil", err)
 	}
@@ -518,7 +523,7 @@ func testTokenReplaceExpired(t *testing.T, s store.Store) {
 	mustCreateToken(t, s, old)
 	now := old.ExpiresAt.Add(48 * time.Hour)
 	next := regenerated(old, "tok-next", now)
-	rev, err := s.ReplaceToken(ctx, old.ID, next, now)
+	rev, err := s.ReplaceToken(ctx, old.ID, next, now, time.Time{})
 	if err != nil {
 		t.Fatalf("ReplaceToken(expired): got error %v, want nil", err)
 	}
@@ -536,7 +541,7 @@ func testTokenReplaceMissing(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	next := newPersonal("tok-next", "acme", "alice", "ci", at(time.Hour))
 	before := latest(t, s)
-	_, err := s.ReplaceToken(ctx, "no-such-token", next, at(time.Hour))
+	_, err := s.ReplaceToken(ctx, "no-such-token", next, at(time.Hour), time.Time{})
 	wantErrIs(t, "ReplaceToken(missing)", err, store.ErrNotFound)
 	_, err = s.GetToken(ctx, "tok-next")
 	wantErrIs(t, "GetToken(next)", err, store.ErrNotFound)
@@ -568,7 +573,7 @@ func testTokenReplaceAtomic(t *testing.T, s store.Store) {
 			mustCreateToken(t, s, old)
 			before := latest(t, s)
 			next := tc.next(old)
-			_, err := s.ReplaceToken(ctx, old.ID, next, at(time.Hour))
+			_, err := s.ReplaceToken(ctx, old.ID, next, at(time.Hour), time.Time{})
 			wantErrIs(t, "ReplaceToken", err, store.ErrConflict)
 			checkToken(t, "old token untouched", mustGetToken(t, s, old.ID), old)
 			checkToken(t, "other token untouched", mustGetToken(t, s, other.ID), other)
@@ -579,7 +584,7 @@ func testTokenReplaceAtomic(t *testing.T, s store.Store) {
 			wantErrIs(t, "GetTokenRevocation(old)", err, store.ErrNotFound)
 			// The failed call left the token replaceable.
 			ok := regenerated(old, old.ID+"-retry", at(2*time.Hour))
-			if _, err := s.ReplaceToken(ctx, old.ID, ok, at(2*time.Hour)); err != nil {
+			if _, err := s.ReplaceToken(ctx, old.ID, ok, at(2*time.Hour), time.Time{}); err != nil {
 				t.Fatalf("ReplaceToken(retry): got error %v, want nil", err)
 			}
 		})
@@ -591,11 +596,11 @@ func testTokenReplaceChain(t *testing.T, s store.Store) {
 	a := newPersonal("tok-a", "acme", "alice", "ci", at(time.Minute))
 	mustCreateToken(t, s, a)
 	b := regenerated(a, "tok-b", at(time.Hour))
-	if _, err := s.ReplaceToken(ctx, "tok-a", b, at(time.Hour)); err != nil {
+	if _, err := s.ReplaceToken(ctx, "tok-a", b, at(time.Hour), time.Time{}); err != nil {
 		t.Fatalf("ReplaceToken(a→b): got error %v, want nil", err)
 	}
 	c := regenerated(b, "tok-c", at(2*time.Hour))
-	if _, err := s.ReplaceToken(ctx, "tok-b", c, at(2*time.Hour)); err != nil {
+	if _, err := s.ReplaceToken(ctx, "tok-b", c, at(2*time.Hour), time.Time{}); err != nil {
 		t.Fatalf("ReplaceToken(b→c): got error %v, want nil", err)
 	}
 	for _, tc := range []struct{ id, replacedBy, parent string }{

@@ -1,4 +1,4 @@
--- signet schema, version 5: a user records where they sign in. '' is a
+-- signet schema, version 7: a user records where they sign in. '' is a
 -- local user (password hash in this store); 'ldap' a user created by a
 -- directory sign-in, whose password the LDAP directory checks and whom the
 -- directory sync updates and removes. Every existing user is local.
