@@ -657,7 +657,13 @@ func (i *Issuer) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if resume == "" {
 		resume = r.URL.Query().Get("since")
 	}
-	entries, version, changed, _ := i.view()
+	entries, version, changed, down := i.view()
+	if down {
+		// Gone down between the request's gate and here: the change
+		// that said so was signalled before this stream took changed.
+		http.Error(w, `{"error":"unavailable","message":"down for the test"}`, http.StatusServiceUnavailable)
+		return
+	}
 	cur := i.cursor()
 	var last uint64
 	reset := false
